@@ -1,0 +1,56 @@
+"""Typed errors raised by the library. Only ``cli.py`` turns them into exit codes."""
+
+from __future__ import annotations
+
+
+class Phyt2vError(Exception):
+    """Base class. ``str(err)`` is one line a user can act on (the problem and the fix)."""
+
+    exit_code = 1
+
+
+class ConfigError(Phyt2vError):
+    """A config file, preset, override or value is invalid. The message names the key."""
+
+    exit_code = 2
+
+
+class InputError(Phyt2vError):
+    """Bad user input: empty prompt, prompt over the token budget, missing video, ..."""
+
+    exit_code = 2
+
+
+class BackendNotFound(ConfigError):
+    """Unknown backend or preset name; the message suggests the nearest names."""
+
+
+class BackendError(Phyt2vError):
+    """A backend failed to load or to run (missing package, missing weights, no CUDA)."""
+
+
+class LLMError(Phyt2vError):
+    """The LLM endpoint failed after bounded retries (down, 429, 5xx, timeout, reset)."""
+
+
+class ParseError(Phyt2vError):
+    """An LLM reply could not be parsed into the step's schema, even after retries.
+
+    Carries the raw text and the expected fields so the run record can show both.
+    """
+
+    def __init__(self, message: str, *, raw: str = "", expected: list[str] | None = None, step: str = ""):
+        super().__init__(message)
+        self.raw = raw
+        self.expected = list(expected or [])
+        self.step = step
+
+
+class VideoError(Phyt2vError):
+    """A video file is missing, unreadable, corrupt or has no frames."""
+
+
+class Interrupted(Phyt2vError):
+    """The user pressed Ctrl-C; the current step was written and the run can be resumed."""
+
+    exit_code = 130

@@ -1,0 +1,131 @@
+"""Turn an LLM reply into a pydantic model: the middle rungs of the parse ladder.
+
+Rung 1 (schema-constrained output) is the backend's job; here: JSON extraction that tolerates
+code fences, prose around the object, trailing commas and a reply cut off mid-object, then
+light coercion (a lone string where a list is expected and the reverse), then validation.
+A failure raises ``ReplyError`` with a message meant to be shown back to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", re.S)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+class ReplyError(ValueError):
+    """The reply could not be read as the expected object; ``str()`` is feedback for the model."""
+
+
+def _close_truncated(text: str) -> str:
+    """Close strings, arrays and objects left open by a reply that was cut off."""
+    stack: list[str] = []
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+            continue
+        if ch == '"':
+            in_str = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    out = text + ('"' if in_str else "")
+    out = out.rstrip()
+    out = re.sub(r",\s*$", "", out)
+    if out.endswith(":"):
+        out += " null"
+    return out + "".join(reversed(stack))
+
+
+def _candidates(text: str) -> list[str]:
+    cands: list[str] = []
+    stripped = text.strip()
+    if stripped:
+        cands.append(stripped)
+    for m in _FENCE.finditer(text):
+        if m.group(1).strip():
+            cands.append(m.group(1).strip())
+    start = text.find("{")
+    if start >= 0:
+        end = text.rfind("}")
+        if end > start:
+            cands.append(text[start:end + 1])
+        cands.append(text[start:])  # maybe truncated
+    return cands
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object found in ``text``; raises ReplyError when there is none."""
+    if not text or not text.strip():
+        raise ReplyError("the reply was empty")
+    for cand in _candidates(text):
+        for variant in (cand, _TRAILING_COMMA.sub(r"\1", cand)):
+            try:
+                return json.loads(variant)
+            except json.JSONDecodeError:
+                pass
+        try:
+            return json.loads(_TRAILING_COMMA.sub(r"\1", _close_truncated(cand)))
+        except json.JSONDecodeError:
+            continue
+    raise ReplyError("no JSON object was found in the reply")
+
+
+def _coerce(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for name, field in model.model_fields.items():
+        if name not in out:
+            continue
+        val = out[name]
+        is_list = get_origin(field.annotation) is list
+        if is_list and isinstance(val, str):
+            out[name] = [val] if val.strip() else []
+        elif field.annotation is str and isinstance(val, list) and all(isinstance(v, str) for v in val):
+            out[name] = " ".join(val)
+        elif is_list and isinstance(val, list):
+            # a list of small objects ({"rule": "..."}) -> their text
+            out[name] = [next(iter(v.values())) if isinstance(v, dict) and len(v) == 1 else v for v in val]
+    return out
+
+
+def field_list(model: type[BaseModel]) -> str:
+    """The model's fields as lines for a prompt: name (type): description."""
+    lines = []
+    for name, field in model.model_fields.items():
+        kind = "list of strings" if get_origin(field.annotation) is list else "string"
+        lines.append(f'- "{name}" ({kind}): {field.description}')
+    return "\n".join(lines)
+
+
+def parse_reply(text: str, model: type[M]) -> M:
+    data = extract_json(text)
+    if not isinstance(data, dict):
+        raise ReplyError(f"the reply is JSON but a {type(data).__name__}, not an object with fields "
+                         f"{', '.join(model.model_fields)}")
+    # some models wrap the answer: {"answer": {...}}
+    if not set(model.model_fields) & set(data) and len(data) == 1:
+        inner = next(iter(data.values()))
+        if isinstance(inner, dict):
+            data = inner
+    try:
+        return model.model_validate(_coerce(model, data))
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            problems.append(f"field '{loc}': {'missing' if err['type'] == 'missing' else err['msg']}")
+        raise ReplyError("; ".join(problems)) from None

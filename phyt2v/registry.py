@@ -1,0 +1,107 @@
+"""Backends found by name: built-ins plus the entry-point group ``phyt2v.backends``.
+
+An entry point is named ``<role>:<backend>`` and points at a class with a
+``from_config(config)`` classmethod, e.g. ``scorer:my-judge = my_pkg.judge:MyJudge``.
+Heavy imports happen only when a backend is built, so ``phyt2v --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections import Counter
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from .errors import BackendError, BackendNotFound
+
+if TYPE_CHECKING:
+    from .config import Config
+
+ROLES = ("llm", "generator", "captioner", "scorer")
+
+BUILTINS: dict[str, dict[str, str]] = {
+    "llm": {
+        "auto": "phyt2v.llms:AutoLLM",
+        "openai": "phyt2v.llms.openai_llm:OpenAILLM",
+        "embedded": "phyt2v.llms.embedded:EmbeddedLLM",
+        "transformers": "phyt2v.llms.transformers_llm:TransformersLLM",
+    },
+    "generator": {
+        "cogvideox": "phyt2v.generators.cogvideox:CogVideoXGenerator",
+    },
+    "captioner": {
+        "vlm": "phyt2v.captioners.vlm:VLMCaptioner",
+    },
+    "scorer": {
+        "vlm-judge": "phyt2v.scorers.vlm_judge:VLMJudgeScorer",
+        "videocon": "phyt2v.scorers.videocon:VideoConScorer",
+        "videophy2": "phyt2v.scorers.videophy2:VideoPhy2Scorer",
+    },
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "llm:auto": "openai when an endpoint or key is configured, else embedded",
+    "llm:openai": "any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server)",
+    "llm:embedded": "SmolLM2-135M (bundled GGUF) or any local GGUF, in-process on CPU; weak",
+    "llm:transformers": "a local Hugging Face causal LM (e.g. Qwen2.5-7B-Instruct), GPU",
+    "generator:cogvideox": "diffusers CogVideoXPipeline (CogVideoX-2b/5b/1.5-5B, a path, or 'tiny')",
+    "captioner:vlm": "transformers image-text-to-text VLM over sampled frames (Qwen2.5-VL default)",
+    "scorer:vlm-judge": "the captioner's VLM asked the VideoCon-Physics questions; P(Yes) from logits",
+    "scorer:videocon": "native VideoCon-Physics (mPLUG-Owl-Video), the VideoPhy metric",
+    "scorer:videophy2": "native VideoPhy-2 AutoEval (1-5 ratings)",
+}
+
+# Counts of weight loads per role in this process (a backend calls ``record_load``).
+LOADS: Counter[str] = Counter()
+
+
+def record_load(role: str) -> None:
+    LOADS[role] += 1
+
+
+def _plugins() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {r: {} for r in ROLES}
+    try:
+        eps = entry_points(group="phyt2v.backends")
+    except Exception:  # pragma: no cover - broken metadata must not break the CLI
+        return found
+    for ep in eps:
+        role, _, name = ep.name.partition(":")
+        if role in found and name:
+            found[role][name] = ep
+    return found
+
+
+def available(role: str) -> dict[str, Any]:
+    """Backend name -> import target (str) or entry point, for one role."""
+    if role not in ROLES:
+        raise BackendNotFound(f"unknown role '{role}'; roles are {', '.join(ROLES)}")
+    table: dict[str, Any] = dict(BUILTINS[role])
+    table.update(_plugins()[role])
+    return table
+
+
+def resolve(role: str, name: str) -> type:
+    table = available(role)
+    if name not in table:
+        near = difflib.get_close_matches(name, list(table), n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(near)}?" if near else ""
+        raise BackendNotFound(f"unknown {role} backend '{name}'.{hint} "
+                              f"Available: {', '.join(sorted(table))} (`phyt2v backends`).")
+    target = table[name]
+    if isinstance(target, str):
+        mod, _, attr = target.partition(":")
+        try:
+            return getattr(importlib.import_module(mod), attr)
+        except ImportError as e:
+            raise BackendError(f"{role} backend '{name}' cannot be imported: {e}. "
+                               "Install the missing package (`phyt2v doctor` lists them).") from e
+    return target.load()
+
+
+def build(role: str, config: "Config") -> Any:
+    """Construct the backend the config names for ``role`` (this loads its weights)."""
+    name = getattr(config, role).backend
+    cls = resolve(role, name)
+    return cls.from_config(config)

@@ -1,0 +1,77 @@
+"""The four model roles as small interfaces, and the typed values they exchange.
+
+The loop depends only on this module: never on torch, diffusers, transformers or openai.
+A backend is any object with these methods; see ``registry.py`` for how they are found by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
+StepCallback = Callable[[int, int], None]  # (step done, total steps)
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """A chat model. ``schema`` is a JSON schema the reply must follow, when the backend can
+    constrain its output (``supports_schema``); otherwise it is ignored and the caller parses."""
+
+    backend: str
+    model_id: str
+    supports_schema: bool
+
+    def complete(self, messages: list[Message], *, schema: dict[str, Any] | None = None,
+                 max_tokens: int | None = None) -> str: ...
+
+
+@dataclass
+class GeneratedVideo:
+    path: Path
+    num_frames: int
+    fps: int
+    width: int
+    height: int
+    seed: int
+    prompt_tokens: int
+    truncated: bool = False
+
+
+@runtime_checkable
+class VideoGenerator(Protocol):
+    backend: str
+    model_id: str
+    max_prompt_tokens: int  # the text encoder's budget (CogVideoX: 226 T5 tokens)
+
+    def count_tokens(self, prompt: str) -> int: ...
+
+    def generate(self, prompt: str, *, seed: int, out_path: Path,
+                 on_step: StepCallback | None = None) -> GeneratedVideo: ...
+
+
+@runtime_checkable
+class Captioner(Protocol):
+    backend: str
+    model_id: str
+
+    def caption(self, video: Path, *, objects: list[str] | None = None) -> str: ...
+
+
+@dataclass
+class Scores:
+    """SA (semantic adherence to the user's original prompt) and PC (physical commonsense),
+    both in [0, 1]. ``extra`` holds backend-specific values (raw logits, a rule score, ...)."""
+
+    sa: float
+    pc: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    backend: str
+    model_id: str
+
+    def score(self, video: Path, prompt: str) -> Scores: ...

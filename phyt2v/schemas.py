@@ -1,0 +1,103 @@
+"""Pydantic models: the LLM steps' outputs (their field descriptions are part of the prompts)
+and the versioned run record written to ``run.json``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+# ---------------------------------------------------------------- LLM step outputs
+
+class Rules(BaseModel):
+    """Step 1: what the video must show and obey."""
+
+    objects: list[str] = Field(description="the main physical objects in the prompt, as short noun phrases")
+    rules: list[str] = Field(description="the physical laws and constraints the video must obey, each stated "
+                                         "concretely for these objects (gravity, collisions, deformation, fluids, ...)")
+    expected_outcome: str = Field(description="what a viewer should see happen if the physics is right, "
+                                              "in one or two sentences")
+
+
+class Mismatch(BaseModel):
+    """Step 2: where the generated video (as captioned) departs from the prompt and the rules."""
+
+    reasoning: str = Field(description="step-by-step comparison of the prompt and rules with the caption: "
+                                       "which objects and motions appear, which are missing or wrong")
+    mismatches: list[str] = Field(description="each a concrete difference between what should happen and what "
+                                              "the caption says happened; an empty list if the video matches")
+
+
+class Refinement(BaseModel):
+    """Step 3: step-back reasoning, then the rewritten video prompt."""
+
+    principle: str = Field(description="step-back: the general physical principle behind this scene and how "
+                                       "it should look on screen")
+    prompt: str = Field(min_length=3, description="the refined text-to-video prompt: describes the scene, the objects and "
+                                    "their physically correct motion explicitly, fixing the mismatches")
+
+
+# ---------------------------------------------------------------- run record
+
+class StepError(BaseModel):
+    step: str
+    kind: str
+    message: str
+    raw: str | None = None
+    expected: list[str] = Field(default_factory=list)
+
+
+class RoundScores(BaseModel):
+    sa: float = Field(ge=0.0, le=1.0)
+    pc: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=0.0, le=1.0)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class RoundRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=1)
+    prompt: str
+    prompt_tokens: int | None = None
+    over_budget: bool = False
+    video: str | None = None  # path relative to the run directory
+    caption: str | None = None
+    scores: RoundScores | None = None
+    mismatch: Mismatch | None = None
+    refinement: Refinement | None = None
+    refined_prompt: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    models: dict[str, str] = Field(default_factory=dict)
+    done: list[str] = Field(default_factory=list, description="finished steps, in order")
+
+
+RunStatus = Literal["running", "finished", "failed", "interrupted"]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    prompt: str
+    status: RunStatus = "running"
+    created: str = Field(default_factory=now)
+    updated: str = Field(default_factory=now)
+    config_hash: str
+    token_budget: int | None = None
+    rules: Rules | None = None
+    rounds: list[RoundRecord] = Field(default_factory=list)
+    best_round: int | None = None
+    stop_reason: str | None = None
+    error: StepError | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)

@@ -1,0 +1,139 @@
+"""The LLM steps. Each is a template in ``prompts/``, a pydantic output model in ``schemas.py``
+and one call to ``run_step``, which climbs the parse ladder:
+
+1. schema-constrained output where the backend supports it;
+2. JSON extraction from the reply (fences, prose, trailing commas, truncation) and validation;
+3. a bounded retry that shows the model its error.
+
+A reply that still fails raises ``ParseError`` with the raw text. Provider errors (``LLMError``)
+pass straight through: they are never retried as parse errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from .errors import ParseError
+from .parsing import ReplyError, field_list, parse_reply
+from .record import CallLog
+from .resources import prompts_dir
+from .roles import LLM, Message
+from .schemas import Mismatch, Refinement, RoundRecord, Rules
+
+M = TypeVar("M", bound=BaseModel)
+
+_SECTION = re.compile(r"^<!--\s*(system|user)\s*-->\s*$", re.M)
+_VAR = re.compile(r"\{\{(\w+)\}\}")
+TOKENS_PER_WORD = 1.4  # T5 / LLaMA sentencepiece tokens per English word, a conservative average
+
+
+@lru_cache(maxsize=None)
+def load_template(name: str) -> dict[str, str]:
+    path = prompts_dir() / f"{name}.md"
+    text = path.read_text(encoding="utf-8")
+    parts = _SECTION.split(text)
+    sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+    if "user" not in sections:
+        raise ValueError(f"template {path} has no '<!-- user -->' section")
+    return sections
+
+
+def render(name: str, **values: Any) -> list[Message]:
+    def fill(text: str) -> str:
+        def sub(m: re.Match) -> str:
+            if m.group(1) not in values:
+                raise KeyError(f"template '{name}' needs a value for '{m.group(1)}'")
+            return str(values[m.group(1)])
+        return _VAR.sub(sub, text)
+
+    tpl = load_template(name)
+    msgs: list[Message] = []
+    if tpl.get("system"):
+        msgs.append({"role": "system", "content": fill(tpl["system"])})
+    msgs.append({"role": "user", "content": fill(tpl["user"])})
+    return msgs
+
+
+def run_step(llm: LLM, step: str, model: type[M], values: dict[str, Any], *, log: CallLog,
+             retries: int = 2, max_tokens: int | None = None) -> M:
+    messages = render(step, fields=field_list(model), **values)
+    schema = model.model_json_schema() if getattr(llm, "supports_schema", False) else None
+    raw = ""
+    for attempt in range(retries + 1):
+        with log.call("llm", llm, step, {"messages": messages, "schema": bool(schema),
+                                          "attempt": attempt + 1}) as entry:
+            raw = llm.complete(messages, schema=schema, max_tokens=max_tokens)
+            entry["output"] = raw
+            try:
+                parsed = parse_reply(raw, model)
+            except ReplyError as e:
+                problem = entry["parse_error"] = str(e)
+                parsed = None
+        if parsed is not None:
+            return parsed
+        messages = messages + [
+            {"role": "assistant", "content": raw or "(empty reply)"},
+            {"role": "user", "content": f"Your reply could not be used: {problem}. Reply again with only a "
+                                        f"JSON object with exactly these fields:\n{field_list(model)}"},
+        ]
+    raise ParseError(f"the LLM's {step} reply could not be parsed after {retries + 1} attempts "
+                     f"({problem}); expected fields: {', '.join(model.model_fields)}",
+                     raw=raw, expected=list(model.model_fields), step=step)
+
+
+def _bullets(items: list[str]) -> str:
+    return "\n".join(f"- {x}" for x in items) if items else "- (none given)"
+
+
+def budget_values(budget_tokens: int) -> dict[str, int]:
+    return {"budget_tokens": budget_tokens, "budget_words": max(8, int(budget_tokens / TOKENS_PER_WORD))}
+
+
+def extract_rules(llm: LLM, prompt: str, *, log: CallLog, retries: int = 2) -> Rules:
+    return run_step(llm, "rules", Rules, {"prompt": prompt}, log=log, retries=retries)
+
+
+def find_mismatch(llm: LLM, *, user_prompt: str, prompt: str, rules: Rules, caption: str,
+                  log: CallLog, retries: int = 2) -> Mismatch:
+    values = {"user_prompt": user_prompt, "prompt": prompt, "objects": ", ".join(rules.objects) or "(none)",
+              "rules": _bullets(rules.rules), "expected_outcome": rules.expected_outcome,
+              "caption": caption.strip() or "(the captioner returned nothing)"}
+    return run_step(llm, "mismatch", Mismatch, values, log=log, retries=retries)
+
+
+def history_text(rounds: list[RoundRecord]) -> str:
+    """Earlier rounds' prompts, scores and mismatches, so the refiner does not repeat a failed rewrite."""
+    done = [r for r in rounds if r.scores is not None]
+    if len(done) < 2:
+        return ""
+    lines = ["Earlier rounds (prompt -> score, mismatches):"]
+    for r in done[:-1]:
+        s = r.scores
+        mm = "; ".join(r.mismatch.mismatches) if r.mismatch and r.mismatch.mismatches else "none recorded"
+        lines.append(f"Round {r.index}: \"{r.prompt}\" -> SA {s.sa:.2f}, PC {s.pc:.2f}, score {s.score:.2f}; "
+                     f"mismatches: {mm}")
+    return "\n".join(lines) + "\n"
+
+
+def refine_prompt(llm: LLM, *, user_prompt: str, prompt: str, rules: Rules, mismatch: Mismatch,
+                  history: str, budget_tokens: int, log: CallLog, retries: int = 2) -> Refinement:
+    values = {"user_prompt": user_prompt, "prompt": prompt, "rules": _bullets(rules.rules),
+              "expected_outcome": rules.expected_outcome, "mismatches": _bullets(mismatch.mismatches),
+              "history": history, **budget_values(budget_tokens)}
+    return run_step(llm, "refine", Refinement, values, log=log, retries=retries)
+
+
+def enhance_prompt(llm: LLM, prompt: str, rules: Rules, *, budget_tokens: int, log: CallLog,
+                   retries: int = 2) -> Refinement:
+    values = {"prompt": prompt, "objects": ", ".join(rules.objects) or "(none)", "rules": _bullets(rules.rules),
+              "expected_outcome": rules.expected_outcome, **budget_values(budget_tokens)}
+    return run_step(llm, "enhance", Refinement, values, log=log, retries=retries)
+
+
+def as_json(model: BaseModel) -> str:
+    return json.dumps(model.model_dump(), ensure_ascii=False)

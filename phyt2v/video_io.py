@@ -1,0 +1,110 @@
+"""Read and write mp4 files with imageio + imageio-ffmpeg (a static ffmpeg ships in the wheel)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import VideoError
+
+
+@dataclass
+class VideoInfo:
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+
+def _reader(path: Path):
+    import imageio.v2 as iio
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"video not found: {path}")
+    if path.stat().st_size == 0:
+        raise VideoError(f"video is empty (0 bytes): {path}")
+    try:
+        return iio.get_reader(str(path), format="ffmpeg")
+    except Exception as e:  # imageio raises several types for corrupt input
+        raise VideoError(f"cannot open video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def read_frames(path: str | Path) -> tuple[list[np.ndarray], float]:
+    """All frames as HxWx3 uint8 RGB arrays (grayscale is expanded), and the fps."""
+    reader = _reader(Path(path))
+    frames: list[np.ndarray] = []
+    try:
+        fps = float(reader.get_meta_data().get("fps") or 0.0)
+        for fr in reader:
+            fr = np.asarray(fr)
+            if fr.ndim == 2:
+                fr = np.stack([fr] * 3, axis=-1)
+            elif fr.shape[-1] == 4:
+                fr = fr[..., :3]
+            elif fr.shape[-1] == 1:
+                fr = np.repeat(fr, 3, axis=-1)
+            frames.append(np.ascontiguousarray(fr.astype(np.uint8)))
+    except VideoError:
+        raise
+    except Exception as e:
+        if not frames:
+            raise VideoError(f"cannot decode video {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    finally:
+        reader.close()
+    if not frames:
+        raise VideoError(f"video has no frames: {path}")
+    return frames, fps
+
+
+def probe(path: str | Path) -> VideoInfo:
+    frames, fps = read_frames(path)
+    h, w = frames[0].shape[:2]
+    return VideoInfo(num_frames=len(frames), fps=fps, width=w, height=h)
+
+
+def uniform_indices(n: int, k: int) -> list[int]:
+    """``k`` frame indices spread evenly over ``n`` frames (centre of each segment)."""
+    if n <= 0:
+        raise VideoError("cannot sample frames from a video with no frames")
+    if k <= 0:
+        raise ValueError("k must be positive")
+    seg = n / k
+    return [min(n - 1, int(seg * i + seg / 2)) for i in range(k)]
+
+
+def sample_frames(path: str | Path, k: int) -> list[np.ndarray]:
+    frames, _ = read_frames(path)
+    return [frames[i] for i in uniform_indices(len(frames), k)]
+
+
+def write_video(frames: Sequence, path: str | Path, fps: int) -> Path:
+    """Write frames (PIL images, HxWx3 uint8 arrays, or float arrays in [0, 1]) to an mp4."""
+    import imageio.v2 as iio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = []
+    for fr in frames:
+        a = np.asarray(fr)
+        if a.dtype != np.uint8:
+            a = (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        if a.ndim == 2:
+            a = np.stack([a] * 3, axis=-1)
+        arrays.append(a[..., :3])
+    if not arrays:
+        raise VideoError(f"no frames to write to {path}")
+    tmp = path.with_name(path.stem + ".partial.mp4")
+    # macro_block_size=1 keeps tiny sizes (16x16) exact; yuv420p needs even sizes, so pad odd ones.
+    h, w = arrays[0].shape[:2]
+    if h % 2 or w % 2:
+        arrays = [np.pad(a, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge") for a in arrays]
+    with iio.get_writer(str(tmp), format="ffmpeg", fps=fps, codec="libx264", quality=8,
+                        macro_block_size=1, pixelformat="yuv420p") as w_:
+        for a in arrays:
+            w_.append_data(a)
+    tmp.replace(path)
+    return path
