@@ -84,6 +84,7 @@ class ScorerConfig(_Strict):
 
 class LoopConfig(_Strict):
     max_rounds: int = Field(4, ge=1, le=50)
+    min_rounds: int = Field(1, ge=1, description="no early stop (threshold, patience, empty mismatch) before this")
     threshold: float = Field(0.9, ge=0.0, le=1.0, description="stop when the score reaches this")
     patience: int = Field(2, ge=1, description="stop after this many rounds without an epsilon gain")
     epsilon: float = Field(0.01, ge=0.0)
@@ -99,6 +100,8 @@ class LoopConfig(_Strict):
     def _weights(self) -> "LoopConfig":
         if self.sa_weight + self.pc_weight <= 0:
             raise ValueError("sa_weight + pc_weight must be > 0")
+        if self.min_rounds > self.max_rounds:
+            raise ValueError(f"min_rounds ({self.min_rounds}) must not exceed max_rounds ({self.max_rounds})")
         return self
 
 

@@ -90,6 +90,10 @@ def stop_reason(rounds: list[RoundRecord], cfg: Any) -> str | None:
     scored = [r.scores.score for r in rounds if r.scores is not None]
     if not scored:
         return None
+    if len(rounds) >= cfg.max_rounds:
+        return "max_rounds"
+    if len(rounds) < cfg.min_rounds:
+        return None
     if scored[-1] >= cfg.threshold:
         return "threshold"
     best, since = scored[0], 0
@@ -100,8 +104,6 @@ def stop_reason(rounds: list[RoundRecord], cfg: Any) -> str | None:
             best, since = max(best, s), since + 1
     if since >= cfg.patience:
         return "no_improvement"
-    if len(rounds) >= cfg.max_rounds:
-        return "max_rounds"
     return None
 
 
@@ -234,14 +236,15 @@ class Refiner:
     _current_step = ""
 
     def _step_done(self, rec: RunRecord, store: RunStore, rnd: RoundRecord | None, step: str,
-                   seconds: float) -> None:
+                   seconds: float, **data: Any) -> None:
         if rnd is not None:
             rnd.done.append(step)
             rnd.timings[f"{step}_s"] = round(seconds, 4)
             store.write_round(rnd)
         rec.best_round = best_round(rec.rounds)
         store.save(rec)
-        self._emit(Event("step_end", round=rnd.index if rnd else None, step=step, data={"seconds": seconds}))
+        self._emit(Event("step_end", round=rnd.index if rnd else None, step=step,
+                         data={"seconds": seconds, **data}))
         if self._stop_flag:
             raise Interrupted(f"stopped after {step}; finished steps are saved in {store.dir}. "
                               "Run the same command again to resume.")
@@ -306,7 +309,8 @@ class Refiner:
                     s = scorer.score(video, rec.prompt)  # SA always against the user's ORIGINAL prompt
                     e["output"] = {"sa": s.sa, "pc": s.pc}
                 rnd.scores = self._combine(s)
-                self._step_done(rec, store, rnd, "score", time.perf_counter() - t0)
+                self._step_done(rec, store, rnd, "score", time.perf_counter() - t0,
+                                sa=rnd.scores.sa, pc=rnd.scores.pc, score=rnd.scores.score)
                 if self.on_round is not None:
                     self.on_round(rnd)
             reason = stop_reason(rec.rounds[:k], cfg)
@@ -318,7 +322,7 @@ class Refiner:
                                                    rules=rec.rules, caption=rnd.caption or "", log=calls,
                                                    retries=cfg.parse_retries)
                 self._step_done(rec, store, rnd, "mismatch", time.perf_counter() - t0)
-            if not rnd.mismatch.mismatches:
+            if not rnd.mismatch.mismatches and k >= cfg.min_rounds:
                 return self._finish(rec, store, "empty_mismatch")
             if "refine" not in rnd.done:
                 t0 = self._begin("refine", k)

@@ -1,0 +1,82 @@
+"""Rich progress for ``phyt2v refine``: round, step and denoising steps; the final rounds table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .schemas import RunRecord
+
+
+def excerpt(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def rounds_table(rec: RunRecord) -> Table:
+    t = Table(title=f"{rec.run_id} ({rec.status})", title_justify="left")
+    for col in ("round", "prompt", "SA", "PC", "score", "seconds"):
+        t.add_column(col, justify="right" if col != "prompt" else "left")
+    for r in rec.rounds:
+        s = r.scores
+        mark = " *" if rec.best_round == r.index else ""
+        t.add_row(f"{r.index}{mark}", excerpt(r.prompt),
+                  f"{s.sa:.3f}" if s else "-", f"{s.pc:.3f}" if s else "-", f"{s.score:.3f}" if s else "-",
+                  f"{sum(r.timings.values()):.1f}")
+    return t
+
+
+class RefineProgress:
+    """Turns loop events into a live progress display on stderr."""
+
+    def __init__(self, console: Console, config: Any):
+        self.console = console
+        self.max_rounds = config.loop.max_rounds
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+        self.step_task = self.progress.add_task("starting", total=None)
+        self.denoise_task = None
+        self._started = False
+
+    def __enter__(self) -> "RefineProgress":
+        self.progress.start()
+        self._started = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._started:
+            self.progress.stop()
+            self._started = False
+
+    def on_event(self, ev: Any) -> None:
+        where = f"round {ev.round}/{self.max_rounds} " if ev.round else ""
+        if ev.kind == "step_start":
+            self.progress.update(self.step_task, description=f"{where}{ev.step}")
+        elif ev.kind == "denoise":
+            total = ev.data.get("total") or 1
+            if self.denoise_task is None:
+                self.denoise_task = self.progress.add_task("denoising", total=total)
+            self.progress.update(self.denoise_task, completed=ev.data.get("i", 0), total=total,
+                                 description=f"{where}denoising")
+        elif ev.kind == "step_end":
+            if ev.step == "generate" and self.denoise_task is not None:
+                self.progress.remove_task(self.denoise_task)
+                self.denoise_task = None
+            if ev.round and ev.step == "score":
+                d = ev.data
+                self.progress.console.print(f"round {ev.round}: SA {d['sa']:.3f}  PC {d['pc']:.3f}  "
+                                            f"score {d['score']:.3f}")
+        elif ev.kind == "warning":
+            self.progress.console.print(f"[yellow]warning:[/yellow] {ev.data.get('message', '')}",
+                                        highlight=False)
+        elif ev.kind == "run_start":
+            d = ev.data
+            if d.get("resumed"):
+                self.progress.console.print(f"resuming {d['run_dir']} ({d['rounds_done']} round(s) on disk)")
+            else:
+                self.progress.console.print(f"run folder: {d['run_dir']}")
