@@ -117,6 +117,9 @@ class Refiner:
         self.config = config if config is not None else load_config()
         self._backends: dict[str, Any] = {"llm": llm, "generator": generator, "captioner": captioner,
                                           "scorer": scorer}
+        for role, obj in self._backends.items():  # fail on a misspelt backend before any work
+            if obj is None:
+                registry.check(role, getattr(self.config, role).backend)
         self.out = Path(out if out is not None else self.config.out)
         self.on_event = on_event
         self.on_round = on_round

@@ -82,14 +82,19 @@ def available(role: str) -> dict[str, Any]:
     return table
 
 
-def resolve(role: str, name: str) -> type:
+def check(role: str, name: str) -> Any:
+    """The import target for ``name``; raises BackendNotFound (with suggestions) without importing."""
     table = available(role)
     if name not in table:
         near = difflib.get_close_matches(name, list(table), n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(near)}?" if near else ""
         raise BackendNotFound(f"unknown {role} backend '{name}'.{hint} "
                               f"Available: {', '.join(sorted(table))} (`phyt2v backends`).")
-    target = table[name]
+    return table[name]
+
+
+def resolve(role: str, name: str) -> type:
+    target = check(role, name)
     if isinstance(target, str):
         mod, _, attr = target.partition(":")
         try:

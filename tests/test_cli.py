@@ -1,0 +1,76 @@
+"""CLI bad input: one clear line, non-zero exit, no traceback."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, env=None, timeout=120):
+    e = {**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    e.pop("PHYT2V_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "phyt2v", *args], capture_output=True, text=True,
+                          timeout=timeout, env=e)
+
+
+def assert_clean_error(p, *needles, code=None):
+    assert p.returncode != 0, p.stdout + p.stderr
+    if code is not None:
+        assert p.returncode == code
+    assert "Traceback" not in p.stderr
+    text = " ".join(p.stderr.split())
+    for n in needles:
+        assert n in text, text
+
+
+def test_help_is_fast_and_imports_no_heavy_library():
+    code = ("import sys, phyt2v.cli; heavy = [m for m in ('torch','diffusers','transformers','openai','xllamacpp') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    p = run("--help")
+    assert p.returncode == 0 and "refine" in p.stdout and "enhance" in p.stdout
+
+
+def test_empty_prompt(tmp_path):
+    assert_clean_error(run("refine", "   ", "--preset", "smoke", "--out", str(tmp_path)), "prompt is empty",
+                       code=2)
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_preset_suggests():
+    assert_clean_error(run("refine", "a ball", "--preset", "cogvideox5b"), "unknown preset 'cogvideox5b'",
+                       "Did you mean cogvideox-5b")
+
+
+def test_unknown_backend_suggests(tmp_path):
+    p = run("refine", "a ball", "--preset", "smoke", "--set", "scorer.backend=vlm-judg", "--out", str(tmp_path))
+    assert_clean_error(p, "unknown scorer backend 'vlm-judg'", "Did you mean vlm-judge")
+
+
+def test_invalid_value_names_key():
+    assert_clean_error(run("refine", "a ball", "--preset", "smoke", "--set", "generator.steps=-3"),
+                       "'generator.steps'")
+    assert_clean_error(run("refine", "a ball", "--preset", "smoke", "--set", "loop.threshold=high"),
+                       "'loop.threshold'")
+
+
+def test_unreadable_config(tmp_path):
+    assert_clean_error(run("refine", "a ball", "--config", str(tmp_path / "nope.yaml")), "config file not found")
+
+
+def test_no_gpu_without_preset_names_smoke_and_enhance():
+    p = run("refine", "a ball falls")
+    assert_clean_error(p, "no CUDA GPU", "--preset smoke", "enhance")
+    assert len(p.stderr.strip().splitlines()) <= 3  # one message (wrapped by the terminal at most)
+
+
+def test_presets_backends_doctor():
+    assert "smoke" in run("presets").stdout
+    b = run("backends").stdout
+    assert "cogvideox" in b and "vlm-judge" in b and "embedded" in b
+    d = run("doctor", env={"OPENAI_API_KEY": "sk-test-DOCTOR-SECRET"})
+    assert d.returncode == 0 and "OPENAI_API_KEY" in d.stdout and "set" in d.stdout
+    assert "DOCTOR-SECRET" not in d.stdout + d.stderr
+    assert "no CUDA" in d.stdout and "smoke" in d.stdout
