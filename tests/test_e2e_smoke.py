@@ -1,0 +1,141 @@
+"""End to end on real components: `phyt2v refine --preset smoke` (embedded SmolLM2 through
+xllamacpp, tiny random-weight CogVideoX and Qwen2-VL built on the fly, real mp4 files)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llm_servers import FaultyServer, fail, ok, smollm_server
+from phyt2v.schemas import RunRecord
+from phyt2v.video_io import probe
+
+PROMPT = "a rubber ball is dropped onto a wooden floor"
+FAKE_KEY = "sk-test-NEVER-WRITE-ME-7f3a9c"
+
+
+def cli(*args, env=None):
+    e = {**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    return [sys.executable, "-m", "phyt2v", *args], e
+
+
+def run_cli(*args, env=None, timeout=600):
+    cmd, e = cli(*args, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def the_run(out: Path) -> tuple[Path, RunRecord]:
+    runs = [p for p in out.iterdir() if (p / "run.json").is_file()]
+    assert len(runs) == 1, runs
+    return runs[0], RunRecord.model_validate_json((runs[0] / "run.json").read_text())
+
+
+def calls(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "calls.jsonl").read_text().splitlines()]
+
+
+def no_secret_in(run_dir: Path, secret: str) -> None:
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f"secret leaked into {f}"
+
+
+def test_refine_smoke_two_rounds(tmp_path):
+    p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path),
+                env={"OPENAI_API_KEY": FAKE_KEY})
+    assert p.returncode == 0, p.stderr[-3000:]
+    run_dir, rec = the_run(tmp_path)
+    assert rec.status == "finished" and len(rec.rounds) >= 2 and rec.stop_reason == "max_rounds"
+    assert rec.rules is not None and rec.rules.objects is not None
+    for r in rec.rounds:
+        info = probe(run_dir / r.video)
+        assert info.num_frames >= 8 and info.width == 16 and info.height == 16
+        assert 0.0 <= r.scores.sa <= 1.0 and 0.0 <= r.scores.pc <= 1.0 and 0.0 <= r.scores.score <= 1.0
+        assert (run_dir / f"round-{r.index}" / "caption.txt").is_file()
+        assert r.models["generator"].startswith("cogvideox:") and r.models["llm"].startswith("embedded:")
+    assert rec.rounds[0].refined_prompt == rec.rounds[1].prompt  # round 2 used the refined prompt
+    assert rec.rounds[0].mismatch is not None
+    assert rec.best_round in (1, 2) and "best video:" in p.stdout
+    best = rec.rounds[rec.best_round - 1]
+    assert best.scores.score == max(r.scores.score for r in rec.rounds)
+    assert "noise" in p.stderr  # the smoke preset says what it is
+    roles = [c["role"] for c in calls(run_dir)]
+    assert roles.count("generator") == 2 and roles.count("scorer") == 2 and roles.count("captioner") == 2
+    assert json.loads((run_dir / "config.json").read_text())["generator"]["model"] == "tiny"
+    no_secret_in(run_dir, FAKE_KEY)
+
+
+def test_resume_after_sigkill(tmp_path):
+    cmd, env = cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--seed", "7")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            recs = list(tmp_path.glob("*/run.json"))
+            if recs:
+                try:
+                    rec = RunRecord.model_validate_json(recs[0].read_text())
+                except ValueError:
+                    rec = None
+                if rec and rec.rounds and "score" in rec.rounds[0].done:
+                    break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("round 1 did not finish in time")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run_dir, rec = the_run(tmp_path)
+    assert rec.status == "running" and rec.rounds[0].video
+    first_video = (run_dir / "round-1" / "video.mp4").read_bytes()
+    p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--seed", "7")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "resuming" in p.stderr
+    run_dir, rec = the_run(tmp_path)
+    assert rec.status == "finished" and len(rec.rounds) == 2
+    gens = [c for c in calls(run_dir) if c["role"] == "generator"]
+    assert [c["output"] for c in gens] == ["round-1/video.mp4", "round-2/video.mp4"]  # round 1 not redone
+    assert (run_dir / "round-1" / "video.mp4").read_bytes() == first_video
+    # a finished run: rerunning makes no model call at all
+    n = len(calls(run_dir))
+    p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--seed", "7")
+    assert p.returncode == 0 and len(calls(run_dir)) == n
+
+
+def test_openai_backend_through_real_http_server(tmp_path):
+    with smollm_server(n_ctx=4096) as base_url:
+        p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--rounds", "2",
+                    "--set", "llm.backend=openai", "--set", f"llm.base_url={base_url}",
+                    "--set", "llm.model=smollm2", env={"OPENAI_API_KEY": FAKE_KEY})
+    assert p.returncode == 0, p.stderr[-3000:]
+    run_dir, rec = the_run(tmp_path)
+    assert rec.status == "finished" and rec.models["llm"] == "openai:smollm2"
+    assert any(c["role"] == "llm" and c["backend"] == "openai" for c in calls(run_dir))
+    no_secret_in(run_dir, FAKE_KEY)
+    assert FAKE_KEY not in p.stdout + p.stderr
+
+
+def test_llm_endpoint_failing_keeps_finished_rounds(tmp_path):
+    rules = json.dumps({"objects": ["ball", "floor"], "rules": ["gravity pulls the ball down"],
+                        "expected_outcome": "the ball falls and bounces"})
+    with FaultyServer([ok(rules), fail(500, "upstream exploded")]) as srv:
+        p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path),
+                    "--set", "llm.backend=openai", "--set", f"llm.base_url={srv.base_url}",
+                    "--set", "llm.max_retries=2", "--set", "llm.backoff_s=0.01",
+                    env={"OPENAI_API_KEY": FAKE_KEY})
+        assert srv.count == 1 + 3  # the rules call, then one failing call tried 3 times
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "error:" in p.stderr and "500" in p.stderr
+    run_dir, rec = the_run(tmp_path)
+    assert rec.status == "failed" and rec.error.step == "mismatch"
+    assert rec.rounds[0].scores is not None and (run_dir / "round-1" / "video.mp4").is_file()
+    no_secret_in(run_dir, FAKE_KEY)
+    assert FAKE_KEY not in p.stdout + p.stderr
