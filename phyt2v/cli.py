@@ -119,8 +119,8 @@ def refine(
     best = result.best
     if best is not None:
         out.print(f"best round: {best.index} (score {best.scores.score:.3f}), stop: {result.stop_reason}")
-        out.print(f"best video: {result.best_video}")
-    out.print(f"run folder: {result.run_dir}")
+        out.print(f"best video: {result.best_video}", soft_wrap=True, highlight=False)
+    out.print(f"run folder: {result.run_dir}", soft_wrap=True, highlight=False)
 
 
 def _print_partial(refiner: Any, prompt: str) -> None:

@@ -53,7 +53,20 @@ class RefineProgress:
             self.progress.stop()
             self._started = False
 
+    def _quiet_libraries(self) -> None:
+        """Our progress replaces the libraries' tqdm bars (imported here, just before a model loads)."""
+        self._quieted = True
+        for mod in ("transformers", "diffusers"):
+            try:
+                lib = __import__(f"{mod}.utils.logging", fromlist=["logging"])
+                lib.disable_progress_bar()
+                lib.set_verbosity_error()
+            except Exception:  # a library that is not installed has no bars to hide
+                pass
+
     def on_event(self, ev: Any) -> None:
+        if not getattr(self, "_quieted", False) and ev.kind == "step_start" and (ev.step or "").startswith("load"):
+            self._quiet_libraries()
         where = f"round {ev.round}/{self.max_rounds} " if ev.round else ""
         if ev.kind == "step_start":
             self.progress.update(self.step_task, description=f"{where}{ev.step}")
@@ -77,6 +90,7 @@ class RefineProgress:
         elif ev.kind == "run_start":
             d = ev.data
             if d.get("resumed"):
-                self.progress.console.print(f"resuming {d['run_dir']} ({d['rounds_done']} round(s) on disk)")
+                self.progress.console.print(f"resuming {d['run_dir']} ({d['rounds_done']} round(s) on disk)",
+                                            soft_wrap=True, highlight=False)
             else:
-                self.progress.console.print(f"run folder: {d['run_dir']}")
+                self.progress.console.print(f"run folder: {d['run_dir']}", soft_wrap=True, highlight=False)

@@ -1,0 +1,1 @@
+"""Captioner backends: describe what happens in a video (see ``roles.Captioner``)."""

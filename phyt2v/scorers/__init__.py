@@ -1,0 +1,1 @@
+"""Scorer backends: SA and PC of a video (see ``roles.Scorer``). Keep this file import-free."""

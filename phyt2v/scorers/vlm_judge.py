@@ -1,0 +1,86 @@
+"""The captioner's VLM asked the VideoCon-Physics questions; P(Yes) read from next-token logits.
+
+SA: ``Does this video entail the description: "{prompt}"?`` (prompt = the user's ORIGINAL prompt);
+PC: ``Does this video follow the physical laws?``. Each score is P(Yes) / (P(Yes) + P(No)) at the
+first answer token = sigmoid(logit_Yes - logit_No). Not the VideoPhy metric itself (that is
+``videocon``); a cheap stand-in that shares one model copy with the captioner.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendError, ConfigError, InputError
+from ..roles import Scores
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+SA_QUESTION = 'Does this video entail the description: "{prompt}"?'
+PC_QUESTION = "Does this video follow the physical laws?"
+
+
+def answer_token_id(tokenizer: Any, word: str) -> int:
+    """The id of ``word`` as one token (as the answer's first token), or a clear error."""
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    if len(ids) != 1 or ids[0] == getattr(tokenizer, "unk_token_id", None):
+        raise BackendError(f"the VLM's tokenizer encodes '{word}' as {ids}, not as one known token; "
+                           "the vlm-judge scorer needs single-token Yes/No answers (use a Qwen-VL model).")
+    return int(ids[0])
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+class VLMJudgeScorer:
+    """``score(video, prompt) -> Scores(sa, pc, extra={"sa_logit_diff", "pc_logit_diff"})``."""
+
+    backend = "vlm-judge"
+
+    def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, num_frames: int = 8,
+                 frame_size: int = 448, device: str = "auto", dtype: str = "auto"):
+        from ..vlm import get_vlm, tokenizer_of
+
+        self.model_id = model
+        self.num_frames = num_frames
+        self.frame_size = frame_size
+        self.model, self.processor = get_vlm(model, device, dtype)
+        tok = tokenizer_of(self.processor)
+        self.yes_id = answer_token_id(tok, "Yes")
+        self.no_id = answer_token_id(tok, "No")
+
+    @classmethod
+    def from_config(cls, config: "Config") -> "VLMJudgeScorer":
+        s, c = config.scorer, config.captioner
+        if s.options:
+            raise ConfigError(f"scorer backend 'vlm-judge' takes no options, got {sorted(s.options)}; "
+                              "remove scorer.options.")
+        if s.model is None:  # share the captioner's copy: same path, device and dtype
+            return cls(c.model, num_frames=s.num_frames, frame_size=s.frame_size,
+                       device=c.device if s.device == "auto" else s.device,
+                       dtype=c.dtype if s.dtype == "auto" else s.dtype)
+        return cls(s.model, num_frames=s.num_frames, frame_size=s.frame_size, device=s.device, dtype=s.dtype)
+
+    def logit_diff(self, frames: list, question: str) -> float:
+        """logit(Yes) - logit(No) for the first token of the answer to ``question``."""
+        import torch
+
+        from ..vlm import build_inputs
+
+        inputs = build_inputs(self.model, self.processor, frames, question)
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits[0, -1].float()
+        return float(logits[self.yes_id] - logits[self.no_id])
+
+    def score(self, video: Path, prompt: str) -> Scores:
+        from ..vlm import video_frames
+
+        if not prompt or not prompt.strip():
+            raise InputError("vlm-judge: empty prompt; pass the user's original prompt for SA")
+        frames = video_frames(video, self.num_frames, self.frame_size)
+        sa = self.logit_diff(frames, SA_QUESTION.format(prompt=prompt.strip()))
+        pc = self.logit_diff(frames, PC_QUESTION)
+        return Scores(sa=sigmoid(sa), pc=sigmoid(pc), extra={"sa_logit_diff": sa, "pc_logit_diff": pc})

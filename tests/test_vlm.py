@@ -1,0 +1,169 @@
+"""The shared VLM, the vlm captioner and the vlm-judge scorer on a tiny Qwen2-VL, CPU, offline."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from phyt2v import registry, vlm  # noqa: E402
+from phyt2v.config import Config  # noqa: E402
+from phyt2v.errors import BackendError, InputError  # noqa: E402
+from phyt2v.video_io import write_video  # noqa: E402
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+CFG = Config(captioner={"model": "tiny", "num_frames": 4, "max_new_tokens": 12, "frame_size": 64},
+             scorer={"backend": "vlm-judge", "num_frames": 4, "frame_size": 64})
+
+
+@pytest.fixture(scope="module")
+def roles():
+    """Captioner and judge built by the registry from one config, after a fresh VLM cache."""
+    vlm.clear_cache()
+    before = registry.LOADS["captioner"]
+    cap = registry.build("captioner", CFG)
+    judge = registry.build("scorer", CFG)
+    loads = registry.LOADS["captioner"] - before
+    return cap, judge, loads
+
+
+@pytest.fixture(scope="module")
+def generated_video(tmp_path_factory):
+    from phyt2v.generators.cogvideox import CogVideoXGenerator
+
+    g = CogVideoXGenerator("tiny", height=32, width=48, num_frames=9, steps=2)
+    out = tmp_path_factory.mktemp("gen") / "ball.mp4"
+    return g.generate("A ball falls onto the floor", seed=0, out_path=out).path
+
+
+@pytest.fixture
+def shared_video():
+    vids = sorted(SHARED_VIDEOS.glob("*.mp4")) if SHARED_VIDEOS.is_dir() else []
+    if not vids:
+        pytest.skip(f"no shared videos in {SHARED_VIDEOS}")
+    return vids[0]
+
+
+def test_captioner_and_judge_share_one_model(roles):
+    cap, judge, loads = roles
+    assert (cap.backend, judge.backend) == ("vlm", "vlm-judge")
+    assert cap.model is judge.model and cap.processor is judge.processor
+    assert loads == 1
+    again, _ = vlm.get_vlm("tiny")
+    assert again is cap.model
+    n = registry.LOADS["captioner"]
+    vlm.get_vlm(str(vlm.resolve_model("tiny")))  # same folder by path: still the cached copy
+    assert registry.LOADS["captioner"] == n
+
+
+def test_frames_fed_as_images_without_torchvision(roles, shared_video):
+    cap, _, _ = roles
+    if importlib.util.find_spec("torchvision") is None:
+        assert isinstance(cap.processor, vlm.FramesProcessor)
+    frames = vlm.video_frames(shared_video, 5, 64)
+    assert len(frames) == 5 and all(max(f.size) <= 64 and f.mode == "RGB" for f in frames)
+    proc = vlm.FramesProcessor.from_pretrained(vlm.resolve_model("tiny"))
+    inputs = vlm.build_inputs(cap.model, proc, frames, "Describe the video.")
+    grid = inputs["image_grid_thw"]
+    merged = int((grid.prod(-1) // 4).sum())
+    ids = inputs["input_ids"][0]
+    assert int((ids == proc.image_token_id).sum()) == merged == int(inputs["mm_token_type_ids"].sum())
+    assert inputs["pixel_values"].shape[0] == int(grid.prod(-1).sum())
+
+
+def test_caption_on_shared_video(roles, shared_video):
+    cap, _, _ = roles
+    text = cap.caption(shared_video, objects=["brush", "car"])
+    assert isinstance(text, str) and "\n" not in text
+
+
+def test_caption_on_generated_video(roles, generated_video):
+    cap, _, _ = roles
+    text = cap.caption(generated_video)
+    assert isinstance(text, str)
+    assert text == cap.caption(generated_video)  # greedy: same caption twice
+
+
+def test_caption_instruction_template():
+    from phyt2v.captioners.vlm import caption_instruction
+
+    text = caption_instruction(8, ["rubber ball", "floor", "table"])
+    assert "8 frames" in text and "rubber ball, floor and table" in text and "{{" not in text
+    assert "the main objects" in caption_instruction(4, None)
+
+
+def test_empty_model_output_gives_empty_caption(roles, generated_video, monkeypatch):
+    cap, _, _ = roles
+    monkeypatch.setattr(cap.model, "generate", lambda input_ids, **kw: input_ids)  # fault: no new tokens
+    assert cap.caption(generated_video) == ""
+
+
+def _independent_p(model, processor, frames, question):
+    """P(Yes)/(P(Yes)+P(No)) straight from the model's forward pass on the chat-formatted input."""
+    import torch
+
+    tok = processor.tokenizer
+    messages = [{"role": "user", "content": [{"type": "image"}] * len(frames) + [{"type": "text", "text": question}]}]
+    chat = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert chat.endswith("<|im_start|>assistant\n")
+    batch = processor(text=[chat], images=frames, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits[0, -1].double()
+    probs = torch.softmax(logits, -1)
+    yes, no = tok.convert_tokens_to_ids("Yes"), tok.convert_tokens_to_ids("No")
+    return float(probs[yes] / (probs[yes] + probs[no]))
+
+
+def test_judge_matches_independent_logits(roles, generated_video):
+    _, judge, _ = roles
+    prompt = "A ball falls onto the floor"
+    s = judge.score(generated_video, prompt)
+    assert 0.0 <= s.sa <= 1.0 and 0.0 <= s.pc <= 1.0
+    assert s.sa == pytest.approx(1 / (1 + math.exp(-s.extra["sa_logit_diff"])))
+    assert s.pc == pytest.approx(1 / (1 + math.exp(-s.extra["pc_logit_diff"])))
+    frames = vlm.video_frames(generated_video, 4, 64)
+    sa_q = 'Does this video entail the description: "A ball falls onto the floor"?'
+    assert s.sa == pytest.approx(_independent_p(judge.model, judge.processor, frames, sa_q), abs=1e-5)
+    pc_q = "Does this video follow the physical laws?"
+    assert s.pc == pytest.approx(_independent_p(judge.model, judge.processor, frames, pc_q), abs=1e-5)
+    other = judge.score(generated_video, "Water pours into a glass cup")
+    assert other.sa != s.sa and other.pc == pytest.approx(s.pc)  # SA follows the prompt given; PC does not
+
+
+def test_judge_errors(roles, generated_video):
+    from phyt2v.scorers.vlm_judge import answer_token_id
+
+    _, judge, _ = roles
+    tok = judge.processor.tokenizer
+    assert answer_token_id(tok, "Yes") == judge.yes_id != judge.no_id
+    with pytest.raises(BackendError, match="'Zyzzyva'"):
+        answer_token_id(tok, "Zyzzyva")  # not a single known token
+    with pytest.raises(InputError, match="empty prompt"):
+        judge.score(generated_video, " ")
+
+
+def test_unknown_options_rejected(roles):
+    from phyt2v.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scorer.options"):
+        registry.build("scorer", CFG.model_copy(update={"scorer": CFG.scorer.model_copy(update={"options": {"x": 1}})}))
+    with pytest.raises(ConfigError, match="captioner.options"):
+        registry.build("captioner", CFG.model_copy(
+            update={"captioner": CFG.captioner.model_copy(update={"options": {"x": 1}})}))
+
+
+def test_bad_model_path_and_video(roles, tmp_path):
+    cap, _, _ = roles
+    with pytest.raises(BackendError, match="VLM model path not found: ./missing/vlm"):
+        vlm.get_vlm("./missing/vlm")
+    from phyt2v.errors import VideoError
+
+    with pytest.raises(VideoError):
+        cap.caption(tmp_path / "none.mp4")
+    write_video([[[[0, 0, 0]] * 16] * 16], tmp_path / "one.mp4", fps=8)  # one black frame: still works
+    assert isinstance(cap.caption(tmp_path / "one.mp4"), str)
