@@ -1,0 +1,84 @@
+"""What both native scorers share: resolve and load the checkpoint once, the tokenizer, the
+frame pipeline, and device/dtype choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ... import registry
+from ...errors import BackendError, InputError
+from .processor import SentencePieceTokenizer, load_frames, read_image_stats, to_pixels
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device in ("auto", "", None):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError(f"scorer.device is '{device}' but no CUDA GPU is visible; use --set scorer.device=cpu "
+                           "(slow: a 7B model) or run on a GPU machine.")
+    return device
+
+
+def pick_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype in ("auto", "", None):
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    table = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if dtype not in table:
+        raise InputError(f"scorer.dtype '{dtype}' is not one of auto, {', '.join(table)}")
+    return table[dtype]
+
+
+@dataclass
+class PreparedVideo:
+    """CPU-side work for one video and prompt (decoded frames, token ids); made in a thread."""
+
+    video: Path
+    prompt: str
+    pixels: Any  # torch.Tensor (3, k, 224, 224) float32
+    frame_indices: list[int]
+    num_frames: int
+    ids: dict[str, list[int]] = field(default_factory=dict)  # task -> token ids
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class OwlRuntime:
+    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", num_frames: int = 32):
+        from .loading import load_model, resolve_model_dir
+
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise InputError(f"scorer num_frames must be a positive integer (got {num_frames!r}); the reference uses 32")
+        self.folder = resolve_model_dir(model)
+        if not (self.folder / "tokenizer.model").is_file():
+            raise BackendError(f"{self.folder} has no tokenizer.model (the LLaMA sentencepiece model); "
+                               "use the complete checkpoint folder.")
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        self.model, self.config = load_model(self.folder, dtype=self.dtype, device=self.device)
+        registry.record_load("scorer")
+        self.tokenizer = SentencePieceTokenizer(self.folder / "tokenizer.model")
+        self.mean, self.std = read_image_stats(self.folder)
+        self.num_frames = num_frames
+        self.image_size = self.config.vision.image_size
+
+    def prepare_video(self, video: Path, prompt: str) -> PreparedVideo:
+        frames, idx, n = load_frames(video, self.num_frames, self.image_size)
+        return PreparedVideo(video=Path(video), prompt=prompt, pixels=to_pixels(frames, self.mean, self.std),
+                             frame_indices=idx, num_frames=n)
+
+    def encode(self, items: list[PreparedVideo]):
+        import torch
+
+        pixels = torch.stack([it.pixels for it in items])
+        return self.model.encode_video(pixels)
+
+    def check_length(self, ids: list[int], video: Path) -> None:
+        limit = self.model.language_model.config.max_position_embeddings
+        if len(ids) > limit:
+            raise InputError(f"prompt for {video.name} is {len(ids)} tokens with the video, over the scorer's "
+                             f"{limit}-position limit; shorten the prompt")
