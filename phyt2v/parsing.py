@@ -99,6 +99,10 @@ def _coerce(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
         elif is_list and isinstance(val, list):
             # a list of small objects ({"rule": "..."}) -> their text
             out[name] = [next(iter(v.values())) if isinstance(v, dict) and len(v) == 1 else v for v in val]
+        if is_list and isinstance(out[name], list):
+            limit = next((m.max_length for m in field.metadata if getattr(m, "max_length", None)), None)
+            if limit is not None:
+                out[name] = out[name][:limit]
     return out
 
 

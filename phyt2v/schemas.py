@@ -1,5 +1,8 @@
 """Pydantic models: the LLM steps' outputs (their field descriptions are part of the prompts)
-and the versioned run record written to ``run.json``."""
+and the versioned run record written to ``run.json``.
+
+List fields carry ``max_length``: it becomes ``maxItems`` in the JSON schema, so a schema-constrained
+small model cannot loop on one list until its token limit; the parser trims longer lists."""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ SCHEMA_VERSION = 1
 class Rules(BaseModel):
     """Step 1: what the video must show and obey."""
 
-    objects: list[str] = Field(description="the main physical objects in the prompt, as short noun phrases")
-    rules: list[str] = Field(description="the physical laws and constraints the video must obey, each stated "
+    objects: list[str] = Field(max_length=8, description="the main physical objects in the prompt, as short noun phrases")
+    rules: list[str] = Field(max_length=8, description="the physical laws and constraints the video must obey, each stated "
                                          "concretely for these objects (gravity, collisions, deformation, fluids, ...)")
     expected_outcome: str = Field(description="what a viewer should see happen if the physics is right, "
                                               "in one or two sentences")
@@ -28,7 +31,7 @@ class Mismatch(BaseModel):
 
     reasoning: str = Field(description="step-by-step comparison of the prompt and rules with the caption: "
                                        "which objects and motions appear, which are missing or wrong")
-    mismatches: list[str] = Field(description="each a concrete difference between what should happen and what "
+    mismatches: list[str] = Field(max_length=8, description="each a concrete difference between what should happen and what "
                                               "the caption says happened; an empty list if the video matches")
 
 

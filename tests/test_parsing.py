@@ -102,3 +102,9 @@ def test_templates_include_field_descriptions():
     assert "FIELDS-HERE" in msgs[1]["content"]
     with pytest.raises(KeyError, match="needs a value"):
         render("rules", prompt="x")
+
+
+def test_long_lists_are_trimmed_and_bounded_in_the_schema():
+    many = json.dumps({"objects": ["ball"], "rules": [f"rule {i}" for i in range(20)], "expected_outcome": "x"})
+    assert len(parse_reply(many, Rules).rules) == 8
+    assert Rules.model_json_schema()["properties"]["rules"]["maxItems"] == 8

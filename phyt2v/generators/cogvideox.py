@@ -204,6 +204,7 @@ class CogVideoXGenerator:
             return kw
 
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        self.pipe.set_progress_bar_config(disable=on_step is not None)  # the caller shows progress
         out = self.pipe(prompt=prompt, negative_prompt=self.negative_prompt, height=self.height,
                         width=self.width, num_frames=self.num_frames, num_inference_steps=self.steps,
                         guidance_scale=self.guidance, use_dynamic_cfg=self.dynamic_cfg, generator=generator,
