@@ -2,7 +2,8 @@
 
 Rung 1 (schema-constrained output) is the backend's job; here: JSON extraction that tolerates
 code fences, prose around the object, trailing commas and a reply cut off mid-object, then
-light coercion (a lone string where a list is expected and the reverse), then validation.
+light coercion (a lone string where a list is expected and the reverse; values over a field's
+``max_length`` trimmed), then validation.
 A failure raises ``ReplyError`` with a message meant to be shown back to the model.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar, get_origin
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -99,11 +100,19 @@ def _coerce(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
         elif is_list and isinstance(val, list):
             # a list of small objects ({"rule": "..."}) -> their text
             out[name] = [next(iter(v.values())) if isinstance(v, dict) and len(v) == 1 else v for v in val]
+        limit = _max_length(field.metadata)
+        if limit is not None and isinstance(out[name], (list, str)):
+            out[name] = out[name][:limit]
         if is_list and isinstance(out[name], list):
-            limit = next((m.max_length for m in field.metadata if getattr(m, "max_length", None)), None)
-            if limit is not None:
-                out[name] = out[name][:limit]
+            item_args = get_args(field.annotation)
+            item_limit = _max_length(getattr(item_args[0], "__metadata__", ())) if item_args else None
+            if item_limit is not None:
+                out[name] = [v[:item_limit] if isinstance(v, str) else v for v in out[name]]
     return out
+
+
+def _max_length(metadata: Any) -> int | None:
+    return next((m.max_length for m in metadata if getattr(m, "max_length", None)), None)
 
 
 def field_list(model: type[BaseModel]) -> str:

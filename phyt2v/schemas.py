@@ -1,17 +1,20 @@
 """Pydantic models: the LLM steps' outputs (their field descriptions are part of the prompts)
 and the versioned run record written to ``run.json``.
 
-List fields carry ``max_length``: it becomes ``maxItems`` in the JSON schema, so a schema-constrained
-small model cannot loop on one list until its token limit; the parser trims longer lists."""
+Lists and strings carry ``max_length``: it becomes ``maxItems``/``maxLength`` in the JSON schema, so a
+schema-constrained small model cannot loop on one field until its token limit; the parser trims
+longer values instead of rejecting them."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 SCHEMA_VERSION = 1
+
+Item = Annotated[str, StringConstraints(max_length=300)]
 
 
 # ---------------------------------------------------------------- LLM step outputs
@@ -19,28 +22,28 @@ SCHEMA_VERSION = 1
 class Rules(BaseModel):
     """Step 1: what the video must show and obey."""
 
-    objects: list[str] = Field(max_length=8, description="the main physical objects in the prompt, as short noun phrases")
-    rules: list[str] = Field(max_length=8, description="the physical laws and constraints the video must obey, each stated "
+    objects: list[Item] = Field(max_length=8, description="the main physical objects in the prompt, as short noun phrases")
+    rules: list[Item] = Field(max_length=8, description="the physical laws and constraints the video must obey, each stated "
                                          "concretely for these objects (gravity, collisions, deformation, fluids, ...)")
-    expected_outcome: str = Field(description="what a viewer should see happen if the physics is right, "
+    expected_outcome: str = Field(max_length=600, description="what a viewer should see happen if the physics is right, "
                                               "in one or two sentences")
 
 
 class Mismatch(BaseModel):
     """Step 2: where the generated video (as captioned) departs from the prompt and the rules."""
 
-    reasoning: str = Field(description="step-by-step comparison of the prompt and rules with the caption: "
+    reasoning: str = Field(max_length=1000, description="step-by-step comparison of the prompt and rules with the caption: "
                                        "which objects and motions appear, which are missing or wrong")
-    mismatches: list[str] = Field(max_length=8, description="each a concrete difference between what should happen and what "
+    mismatches: list[Item] = Field(max_length=8, description="each a concrete difference between what should happen and what "
                                               "the caption says happened; an empty list if the video matches")
 
 
 class Refinement(BaseModel):
     """Step 3: step-back reasoning, then the rewritten video prompt."""
 
-    principle: str = Field(description="step-back: the general physical principle behind this scene and how "
+    principle: str = Field(max_length=1000, description="step-back: the general physical principle behind this scene and how "
                                        "it should look on screen")
-    prompt: str = Field(min_length=3, description="the refined text-to-video prompt: describes the scene, the objects and "
+    prompt: str = Field(min_length=3, max_length=2000, description="the refined text-to-video prompt: describes the scene, the objects and "
                                     "their physically correct motion explicitly, fixing the mismatches")
 
 

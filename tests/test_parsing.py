@@ -108,3 +108,10 @@ def test_long_lists_are_trimmed_and_bounded_in_the_schema():
     many = json.dumps({"objects": ["ball"], "rules": [f"rule {i}" for i in range(20)], "expected_outcome": "x"})
     assert len(parse_reply(many, Rules).rules) == 8
     assert Rules.model_json_schema()["properties"]["rules"]["maxItems"] == 8
+
+
+def test_long_strings_are_trimmed_and_bounded_in_the_schema():
+    r = parse_reply(json.dumps({"objects": ["ball " * 100], "rules": ["g"], "expected_outcome": "x" * 5000}), Rules)
+    assert len(r.objects[0]) == 300 and len(r.expected_outcome) == 600
+    props = Mismatch.model_json_schema()["properties"]
+    assert props["reasoning"]["maxLength"] == 1000 and props["mismatches"]["items"]["maxLength"] == 300
