@@ -71,9 +71,11 @@ class CaptionerConfig(_Strict):
 
 
 class ScorerConfig(_Strict):
-    backend: str = "vlm-judge"
-    model: str | None = Field(None, description="default for vlm-judge: the captioner's model (one copy)")
-    num_frames: int = Field(8, ge=1, le=64)
+    backend: str = "videocon"
+    model: str | None = Field(None, description="default: videocon videophysics/videocon_physics, videophy2 "
+                                                "videophysics/videophy_2_auto, vlm-judge the captioner's model")
+    num_frames: int | None = Field(None, ge=1, le=64, description="default: the backend's own "
+                                   "(vlm-judge 8; videocon and videophy2 32, as the reference)")
     frame_size: int = Field(448, ge=16)
     dtype: Dtype = "auto"
     device: str = "auto"

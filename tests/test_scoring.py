@@ -151,7 +151,7 @@ def test_score_command_writes_csv_and_reports_failures(run_cli, ckpt, vids, tmp_
     out = tmp_path / "scores.csv"
     r = run_cli(["score", vids["ok0"], vids["missing"], vids["ok2"], "--prompt", "Noise.", "--scorer", "videocon",
                  "--out", out, "--batch-size", "2", "--set", f"scorer.model={ckpt}", "--set", "scorer.device=cpu",
-                 "--set", "scorer.options={num_frames: 8}"])
+                 "--set", "scorer.num_frames=8"])
     assert r.exit_code == 1, r.output
     rows = list(csv.DictReader(out.open()))
     assert [Path(x["path"]).name for x in rows if not x["error"]] == ["ok0.mp4", "ok2.mp4"]
@@ -169,7 +169,7 @@ def test_score_command_reads_a_prompts_file_and_asks_rules(run_cli, ckpt, vids, 
         w.writerow([vids["ok1"], "More noise.", ""])
     out = tmp_path / "scores.jsonl"
     r = run_cli(["score", "--prompts", table, "--scorer", "videophy2", "--rule", "Mass is conserved.", "--out", out,
-                 "--set", f"scorer.model={ckpt}", "--set", "scorer.options={num_frames: 4, max_new_tokens: 3}"])
+                 "--set", f"scorer.model={ckpt}", "--set", "scorer.num_frames=4", "--set", "scorer.options={max_new_tokens: 3}"])
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["rule"] for x in rows] == ["Noise stays noise.", "Mass is conserved."]

@@ -116,7 +116,7 @@ def test_registry_builds_the_scorer_and_counts_one_load(ckpt):
     from phyt2v.config import load_config
 
     cfg = load_config(overrides=["scorer.backend=videocon", f"scorer.model={ckpt}", "scorer.device=cpu",
-                                 "scorer.batch_size=3", "scorer.options={num_frames: 4}"])
+                                 "scorer.batch_size=3", "scorer.num_frames=4"])
     before = registry.LOADS["scorer"]
     scorer = registry.build("scorer", cfg)
     assert registry.LOADS["scorer"] == before + 1

@@ -50,7 +50,7 @@ class VideoConScorer:
     def from_config(cls, config: "Config") -> "VideoConScorer":
         s = config.scorer
         return cls(model=s.model or DEFAULT_MODEL, device=s.device, dtype=s.dtype, batch_size=s.batch_size,
-                   reference_truncation=s.reference_truncation, num_frames=int(s.options.get("num_frames", 32)))
+                   reference_truncation=s.reference_truncation, num_frames=s.num_frames or 32)
 
     # ------------------------------------------------------------------ two phases (see scoring.py)
 

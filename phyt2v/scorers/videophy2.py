@@ -63,7 +63,7 @@ class VideoPhy2Scorer:
     def from_config(cls, config: "Config") -> "VideoPhy2Scorer":
         s = config.scorer
         return cls(model=s.model or DEFAULT_MODEL, device=s.device, dtype=s.dtype, batch_size=s.batch_size,
-                   num_frames=int(s.options.get("num_frames", 32)),
+                   num_frames=s.num_frames or 32,
                    max_new_tokens=int(s.options.get("max_new_tokens", MAX_LENGTH)))
 
     def token_ids(self, prompt: str, rule: str | None = None) -> dict[str, list[int]]:

@@ -59,10 +59,10 @@ class VLMJudgeScorer:
             raise ConfigError(f"scorer backend 'vlm-judge' takes no options, got {sorted(s.options)}; "
                               "remove scorer.options.")
         if s.model is None:  # share the captioner's copy: same path, device and dtype
-            return cls(c.model, num_frames=s.num_frames, frame_size=s.frame_size,
+            return cls(c.model, num_frames=s.num_frames or 8, frame_size=s.frame_size,
                        device=c.device if s.device == "auto" else s.device,
                        dtype=c.dtype if s.dtype == "auto" else s.dtype)
-        return cls(s.model, num_frames=s.num_frames, frame_size=s.frame_size, device=s.device, dtype=s.dtype)
+        return cls(s.model, num_frames=s.num_frames or 8, frame_size=s.frame_size, device=s.device, dtype=s.dtype)
 
     def logit_diff(self, frames: list, question: str) -> float:
         """logit(Yes) - logit(No) for the first token of the answer to ``question``."""
