@@ -11,6 +11,18 @@ from rich.table import Table
 from .schemas import RunRecord
 
 
+def quiet_libraries() -> None:
+    """Hide transformers' and diffusers' own tqdm bars and advisory logs (ours replace them).
+    Imports them, so call it only just before a model loads."""
+    for mod in ("transformers", "diffusers"):
+        try:
+            lib = __import__(f"{mod}.utils.logging", fromlist=["logging"])
+            lib.disable_progress_bar()
+            lib.set_verbosity_error()
+        except Exception:  # a library that is not installed has no bars to hide
+            pass
+
+
 def excerpt(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -53,20 +65,10 @@ class RefineProgress:
             self.progress.stop()
             self._started = False
 
-    def _quiet_libraries(self) -> None:
-        """Our progress replaces the libraries' tqdm bars (imported here, just before a model loads)."""
-        self._quieted = True
-        for mod in ("transformers", "diffusers"):
-            try:
-                lib = __import__(f"{mod}.utils.logging", fromlist=["logging"])
-                lib.disable_progress_bar()
-                lib.set_verbosity_error()
-            except Exception:  # a library that is not installed has no bars to hide
-                pass
-
     def on_event(self, ev: Any) -> None:
         if not getattr(self, "_quieted", False) and ev.kind == "step_start" and (ev.step or "").startswith("load"):
-            self._quiet_libraries()
+            quiet_libraries()
+            self._quieted = True
         where = f"round {ev.round}/{self.max_rounds} " if ev.round else ""
         if ev.kind == "step_start":
             self.progress.update(self.step_task, description=f"{where}{ev.step}")

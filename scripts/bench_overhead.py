@@ -29,6 +29,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from phyt2v import Event, Refiner, load_config, registry
+    from phyt2v.progress import quiet_libraries
+
+    quiet_libraries()
 
     cfg = load_config("smoke", loop={"max_rounds": args.rounds, "min_rounds": args.rounds})
     loads: dict[str, float] = {}

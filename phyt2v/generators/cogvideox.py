@@ -194,7 +194,7 @@ class CogVideoXGenerator:
         # it), so a prompt is cut only past that; a smaller max_prompt_tokens is a budget for the LLM.
         truncated = tokens > self.model_limit
         if tokens > self.max_prompt_tokens:
-            log.warning("prompt has %d tokens, over the budget of %d%s", tokens, self.max_prompt_tokens,
+            log.info("prompt has %d tokens, over the budget of %d%s", tokens, self.max_prompt_tokens,
                         ": the text encoder cuts the rest" if truncated else "")
         total = self.steps
 
