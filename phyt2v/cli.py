@@ -113,7 +113,7 @@ def refine(
             _print_partial(refiner, prompt)
             raise
     if as_json:
-        out.print_json(result.record.model_dump_json())
+        print(result.record.model_dump_json(indent=2))  # plain: no wrapping inside strings
         return
     out.print(rounds_table(result.record))
     best = result.best
@@ -154,9 +154,9 @@ def enhance(
     with err.status("asking the LLM for the physical rules and a step-back rewrite ..."):
         res = Refiner(cfg).enhance(prompt)
     if as_json:
-        out.print(json.dumps({"prompt": res.prompt, "rules": res.rules.model_dump(),
-                              "principle": res.refinement.principle, "enhanced": res.refinement.prompt},
-                             indent=2, ensure_ascii=False))
+        print(json.dumps({"prompt": res.prompt, "rules": res.rules.model_dump(),
+                          "principle": res.refinement.principle, "enhanced": res.refinement.prompt},
+                         indent=2, ensure_ascii=False))
         return
     out.print("[bold]objects:[/bold] " + ", ".join(res.rules.objects))
     out.print("[bold]rules:[/bold]")

@@ -139,3 +139,53 @@ def test_llm_endpoint_failing_keeps_finished_rounds(tmp_path):
     assert rec.rounds[0].scores is not None and (run_dir / "round-1" / "video.mp4").is_file()
     no_secret_in(run_dir, FAKE_KEY)
     assert FAKE_KEY not in p.stdout + p.stderr
+
+
+def test_enhance_with_the_embedded_llm():
+    p = run_cli("enhance", PROMPT, "--preset", "smoke", "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    data = json.loads(p.stdout)
+    assert data["prompt"] == PROMPT and isinstance(data["enhanced"], str) and len(data["enhanced"]) >= 3
+    assert isinstance(data["rules"]["objects"], list) and isinstance(data["rules"]["rules"], list)
+
+
+def test_prompt_over_the_generators_token_budget(tmp_path):
+    long_prompt = " ".join(["a red rubber ball falls onto the wooden floor and bounces"] * 4)  # tiny limit: 16
+    p = run_cli("refine", long_prompt, "--preset", "smoke", "--out", str(tmp_path))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    text = " ".join(p.stderr.split())
+    assert "tokens but" in text and "reads at most 16" in text and "allow_long_prompt" in text
+    _, rec = the_run(tmp_path)
+    assert rec.status == "failed" and rec.rounds == [] and rec.error.kind == "InputError"
+
+
+def test_ctrl_c_stops_after_the_current_step_and_resumes(tmp_path):
+    cmd, env = cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--seed", "11")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:  # wait until round 1 is generated, then press Ctrl-C once
+            recs = list(tmp_path.glob("*/run.json"))
+            try:
+                rec = RunRecord.model_validate_json(recs[0].read_text()) if recs else None
+            except ValueError:
+                rec = None
+            if rec and rec.rounds and "generate" in rec.rounds[0].done:
+                break
+            assert proc.poll() is None, "the run ended before Ctrl-C"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err and "resume" in err
+    run_dir, rec = the_run(tmp_path)
+    assert rec.status == "interrupted" and len(rec.rounds) == 1
+    done_before = list(rec.rounds[0].done)
+    p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--seed", "11")
+    assert p.returncode == 0, p.stderr[-3000:]
+    run_dir, rec = the_run(tmp_path)
+    assert rec.status == "finished" and rec.rounds[0].done[: len(done_before)] == done_before
+    gens = [c for c in calls(run_dir) if c["role"] == "generator"]
+    assert [c["output"] for c in gens] == ["round-1/video.mp4", "round-2/video.mp4"]
