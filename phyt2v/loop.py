@@ -352,6 +352,10 @@ class Refiner:
         cfg = self.config.loop
         for name in ("sa", "pc"):
             v = getattr(s, name)
+            if isinstance(v, float) and v != v:  # NaN: e.g. a VideoPhy-2 answer with no rating in it
+                raise Phyt2vError(f"the scorer gave no usable {name.upper()} for this video "
+                                  f"({getattr(s, 'extra', {}).get('unparseable', 'no value')}); run the same "
+                                  "command again to retry this step, or choose another scorer")
             if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
                 raise Phyt2vError(f"the scorer returned {name.upper()}={v!r}; scores must be in [0, 1]")
         score = (cfg.sa_weight * s.sa + cfg.pc_weight * s.pc) / (cfg.sa_weight + cfg.pc_weight)

@@ -45,6 +45,22 @@ def no_secret_in(run_dir: Path, secret: str) -> None:
             assert secret.encode() not in f.read_bytes(), f"secret leaked into {f}"
 
 
+def wait_for_step(out: Path, proc: subprocess.Popen, step: str, timeout: float = 300) -> None:
+    """Poll run.json until round 1 has finished ``step`` (the process must still be running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        recs = list(out.glob("*/run.json"))
+        try:
+            rec = RunRecord.model_validate_json(recs[0].read_text()) if recs else None
+        except ValueError:
+            rec = None
+        if rec and rec.rounds and step in rec.rounds[0].done:
+            return
+        assert proc.poll() is None, f"the run ended before round 1 finished {step}"
+        time.sleep(0.02)
+    pytest.fail(f"round 1 did not finish {step} within {timeout} s")
+
+
 def test_refine_smoke_two_rounds(tmp_path):
     p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path),
                 env={"OPENAI_API_KEY": FAKE_KEY})
@@ -73,21 +89,8 @@ def test_refine_smoke_two_rounds(tmp_path):
 def test_resume_after_sigkill(tmp_path):
     cmd, env = cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--seed", "7")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline:
-            recs = list(tmp_path.glob("*/run.json"))
-            if recs:
-                try:
-                    rec = RunRecord.model_validate_json(recs[0].read_text())
-                except ValueError:
-                    rec = None
-                if rec and rec.rounds and "score" in rec.rounds[0].done:
-                    break
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("round 1 did not finish in time")
+        wait_for_step(tmp_path, proc, "score")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -162,18 +165,8 @@ def test_prompt_over_the_generators_token_budget(tmp_path):
 def test_ctrl_c_stops_after_the_current_step_and_resumes(tmp_path):
     cmd, env = cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--seed", "11")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline:  # wait until round 1 is generated, then press Ctrl-C once
-            recs = list(tmp_path.glob("*/run.json"))
-            try:
-                rec = RunRecord.model_validate_json(recs[0].read_text()) if recs else None
-            except ValueError:
-                rec = None
-            if rec and rec.rounds and "generate" in rec.rounds[0].done:
-                break
-            assert proc.poll() is None, "the run ended before Ctrl-C"
-            time.sleep(0.02)
+        wait_for_step(tmp_path, proc, "generate")  # round 1 generated: press Ctrl-C once
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
