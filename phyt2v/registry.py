@@ -105,8 +105,30 @@ def resolve(role: str, name: str) -> type:
     return target.load()
 
 
-def build(role: str, config: "Config") -> Any:
-    """Construct the backend the config names for ``role`` (this loads its weights)."""
-    name = getattr(config, role).backend
-    cls = resolve(role, name)
-    return cls.from_config(config)
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def _cache_key(role: str, config: "Config") -> tuple[str, str]:
+    import json
+
+    sections = [role] + (["captioner"] if role == "scorer" else [])  # vlm-judge reads the captioner's
+    data = {s: getattr(config, s).model_dump(mode="json") for s in sections}
+    return role, json.dumps(data, sort_keys=True)
+
+
+def build(role: str, config: "Config", *, cache: bool = True) -> Any:
+    """The backend the config names for ``role``. Built (weights loaded) once per process for the
+    same role settings: a second Refiner, or a batch over many prompts, reuses it."""
+    key = _cache_key(role, config)
+    if cache and key in _BUILT:
+        return _BUILT[key]
+    cls = resolve(role, getattr(config, role).backend)
+    backend = cls.from_config(config)
+    if cache:
+        _BUILT[key] = backend
+    return backend
+
+
+def clear_cache() -> None:
+    """Forget the built backends (their memory is freed when nothing else holds them)."""
+    _BUILT.clear()

@@ -183,3 +183,30 @@ def test_refined_prompt_over_budget_is_reasked_once(tmp_path):
     assert res.rounds[1].prompt == "a short physically correct prompt"
     refine_calls = [m for m in llm.calls if step_of(m) == "refine"]
     assert len(refine_calls) == 2 and "50 tokens, over the 40-token limit" in refine_calls[1][-1]["content"]
+
+
+def test_backends_built_once_per_process_for_the_same_settings(monkeypatch):
+    from phyt2v import registry
+
+    built = []
+
+    class Dummy:
+        backend, model_id = "dummy", "d"
+
+        @classmethod
+        def from_config(cls, config):
+            built.append(config.generator.steps)
+            return cls()
+
+    monkeypatch.setitem(registry.BUILTINS["generator"], "dummy", "builtins:object")
+    monkeypatch.setattr(registry, "resolve", lambda role, name: Dummy)
+    registry.clear_cache()
+    try:
+        a = load_config(overrides=["generator.backend=dummy"])
+        b = load_config(overrides=["generator.backend=dummy", "loop.max_rounds=2", "llm.temperature=0"])
+        c = load_config(overrides=["generator.backend=dummy", "generator.steps=3"])
+        assert registry.build("generator", a) is registry.build("generator", b)  # other sections differ
+        assert registry.build("generator", c) is not registry.build("generator", a)
+        assert built == [50, 3]
+    finally:
+        registry.clear_cache()
