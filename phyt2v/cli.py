@@ -174,12 +174,16 @@ def presets() -> None:
 
     from .config import load_config, preset_names
 
-    t = Table("preset", "generator", "llm", "captioner / scorer", "rounds", "note")
+    t = Table("preset", "generator", "llm", "captioner", "scorer", "rounds")
+    notes = []
     for name in preset_names():
         c = load_config(name)
-        t.add_row(name, c.generator.model, c.llm.backend, f"{c.captioner.model} / {c.scorer.backend}",
-                  str(c.loop.max_rounds), c.note or "")
+        t.add_row(name, c.generator.model, c.llm.backend, c.captioner.model, c.scorer.backend,
+                  str(c.loop.max_rounds))
+        notes.append(f"[bold]{name}[/bold]: {c.note or ''}")
     out.print(t)
+    for n in notes:
+        out.print(n, highlight=False)
 
 
 @app.command()
