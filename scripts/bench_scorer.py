@@ -81,9 +81,10 @@ def main() -> int:
             torch.cuda.synchronize()
         secs = time.perf_counter() - t0
         bad = [r.error for r in res if not r.ok]
-        peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else float("nan")
+        cuda = args.device.startswith("cuda")
+        peak = f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if cuda else "n/a (not CUDA)"
         print(f"batch {bs:2d}: {len(items) / secs:6.2f} videos/s ({secs:.1f} s for {len(items)}), "
-              f"peak VRAM {peak:.1f} GiB" + (f", {len(bad)} errors: {bad[0]}" if bad else ""))
+              f"peak VRAM {peak}" + (f", {len(bad)} errors: {bad[0]}" if bad else ""))
     return 0
 
 
