@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from .devices import resolve_device, resolve_dtype
 from .errors import BackendError, InputError
 
 log = logging.getLogger(__name__)
@@ -36,29 +37,11 @@ def resolve_model(model_id: str) -> str:
     return model_id
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendError(f"device '{device}' asked but CUDA is not available; use device=cpu or auto.")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[dtype]
-
-
 def get_vlm(model_id: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
     """(model, processor), loaded once per (resolved path, device, dtype) in this process."""
     path = resolve_model(model_id)
-    dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
+    dev = resolve_device(device, "captioner.device")
+    torch_dtype = resolve_dtype(dtype, dev, "captioner.dtype")
     key = (path, dev, str(torch_dtype))
     if key not in _CACHE:
         _CACHE[key] = _load(path, dev, torch_dtype)

@@ -155,7 +155,7 @@ def test_clear_load_errors(tmp_path, gen):
     if not torch.cuda.is_available():
         with pytest.raises(BackendError, match="offload 'model' needs a CUDA GPU"):
             CogVideoXGenerator("tiny", offload="model", pipeline=gen.pipe, **SMOKE)
-        with pytest.raises(BackendError, match="CUDA is not available"):
+        with pytest.raises(ConfigError, match="generator.device is 'cuda' but CUDA is not available"):
             CogVideoXGenerator("tiny", device="cuda", pipeline=gen.pipe, **SMOKE)
     with pytest.raises(InputError, match="empty prompt"):
         gen.generate("  ", seed=0, out_path=tmp_path / "x.mp4")

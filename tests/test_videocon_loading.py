@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 
 from phyt2v import registry  # noqa: E402
-from phyt2v.errors import BackendError, InputError  # noqa: E402
+from phyt2v.errors import BackendError, ConfigError, InputError  # noqa: E402
 from phyt2v.scorers.mplug_owl.loading import load_model, resolve_model_dir, save_model  # noqa: E402
 from phyt2v.scorers.mplug_owl.tiny import build_tiny_checkpoint  # noqa: E402
 
@@ -130,5 +130,5 @@ def test_cuda_request_without_gpu_is_a_clear_error(ckpt):
         pytest.skip("a GPU is present")
     from phyt2v.scorers.videocon import VideoConScorer
 
-    with pytest.raises(BackendError, match="no CUDA GPU"):
+    with pytest.raises(ConfigError, match="scorer.device is 'cuda'.*no CUDA GPU"):
         VideoConScorer(str(ckpt), device="cuda")

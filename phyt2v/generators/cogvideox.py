@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .. import registry
 from ..errors import BackendError, ConfigError, InputError
 from ..roles import GeneratedVideo, StepCallback
-from ..vlm import resolve_dtype
+from ..devices import resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -60,17 +60,11 @@ class CogVideoXGenerator:
                  dynamic_cfg: bool = True, scheduler: str = "dpm", dtype: str = "auto", device: str = "auto",
                  offload: str = "auto", vae_tiling: bool = True, max_prompt_tokens: int | None = None,
                  negative_prompt: str | None = None, vram_margin_gb: float = 6.0, pipeline: Any = None):
-        import torch
-
         if offload not in OFFLOADS:
             raise ConfigError(f"generator.offload '{offload}' is not one of {', '.join(OFFLOADS)}")
         if scheduler not in SCHEDULERS:
             raise ConfigError(f"generator.scheduler '{scheduler}' is not one of {', '.join(SCHEDULERS)}")
-        cuda = torch.cuda.is_available()
-        if device == "auto":
-            device = "cuda" if cuda else "cpu"
-        if device.startswith("cuda") and not cuda:
-            raise BackendError(f"generator.device '{device}' asked but CUDA is not available; use cpu or auto.")
+        device = resolve_device(device, "generator.device")
         if offload in ("model", "sequential") and not device.startswith("cuda"):
             raise BackendError(f"generator.offload '{offload}' needs a CUDA GPU (device is {device}); "
                                "set generator.offload=none or auto.")
@@ -79,7 +73,7 @@ class CogVideoXGenerator:
         self.height, self.width, self.dynamic_cfg = height, width, dynamic_cfg
         self.negative_prompt = negative_prompt
         self.device = device
-        self.torch_dtype = resolve_dtype(dtype, device)
+        self.torch_dtype = resolve_dtype(dtype, device, "generator.dtype")
 
         if pipeline is None:
             pipeline = self._load(resolve_model(model))

@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
+from ..devices import resolve_device, resolve_dtype
 from ..errors import BackendError, ConfigError
 from ._common import check_messages, one_line
 
@@ -18,35 +19,6 @@ if TYPE_CHECKING:
     from ..config import Config
 
 log = logging.getLogger("phyt2v")
-
-DTYPES = {"bfloat16", "float16", "float32"}
-
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"llm.device={device!r} but CUDA is not available; use 'auto' or 'cpu'.")
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def pick_dtype(dtype: str, device: str) -> Any:
-    import torch
-
-    if dtype == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device == "mps" else torch.float32
-    if dtype not in DTYPES:
-        raise ConfigError(f"llm.dtype={dtype!r}; use one of auto, {', '.join(sorted(DTYPES))}.")
-    return getattr(torch, dtype)
-
 
 class TransformersLLM:
     """AutoTokenizer + AutoModelForCausalLM, loaded once. ``options``: ``trust_remote_code``,
@@ -65,8 +37,8 @@ class TransformersLLM:
 
         opts = dict(options or {})
         self.model_id = str(model)
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.device = resolve_device(device, "llm.device")
+        self.dtype = resolve_dtype(dtype, self.device, "llm.dtype")
         self.temperature = temperature
         self.seed = seed
         self.max_tokens = max_tokens

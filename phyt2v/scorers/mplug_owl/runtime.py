@@ -8,30 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ... import registry
+from ...devices import resolve_device, resolve_dtype
 from ...errors import BackendError, InputError
 from .processor import SentencePieceTokenizer, load_frames, read_image_stats, to_pixels
-
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device in ("auto", "", None):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendError(f"scorer.device is '{device}' but no CUDA GPU is visible; use --set scorer.device=cpu "
-                           "(slow: a 7B model) or run on a GPU machine.")
-    return device
-
-
-def pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype in ("auto", "", None):
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    table = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-    if dtype not in table:
-        raise InputError(f"scorer.dtype '{dtype}' is not one of auto, {', '.join(table)}")
-    return table[dtype]
 
 
 @dataclass
@@ -57,8 +36,8 @@ class OwlRuntime:
         if not (self.folder / "tokenizer.model").is_file():
             raise BackendError(f"{self.folder} has no tokenizer.model (the LLaMA sentencepiece model); "
                                "use the complete checkpoint folder.")
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.device = resolve_device(device, "scorer.device")
+        self.dtype = resolve_dtype(dtype, self.device, "scorer.dtype")
         self.model, self.config = load_model(self.folder, dtype=self.dtype, device=self.device)
         registry.record_load("scorer")
         self.tokenizer = SentencePieceTokenizer(self.folder / "tokenizer.model")
