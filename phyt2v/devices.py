@@ -32,3 +32,25 @@ def resolve_dtype(dtype: str | None, device: str, key: str) -> Any:
     if dtype not in DTYPES:
         raise ConfigError(f"{key} is '{dtype}'; use one of auto, {', '.join(DTYPES)}.")
     return getattr(torch, dtype)
+
+
+def resolve_model(model: str, *, tiny_kind: str, what: str, example: str, marker: str | None = None) -> str:
+    """Where weights load from: 'tiny' -> the tiny random-weight folder of ``tiny_kind``; an existing
+    folder -> its absolute path (checked for ``marker`` when given); else a hub id (owner/name)."""
+    from pathlib import Path
+
+    from .errors import BackendError
+
+    if model == "tiny":
+        from .tiny import tiny_model_dir
+
+        return str(tiny_model_dir(tiny_kind))
+    p = Path(model).expanduser()
+    if p.exists():
+        if marker and not (p / marker).is_file():
+            raise BackendError(f"{p} is not a {what} folder (no {marker}); pass the folder that holds {marker}.")
+        return str(p.resolve())
+    if model.startswith(("/", ".", "~")) or model.count("/") != 1:
+        raise BackendError(f"{what} path not found: {model}. Pass an existing folder, a hub id such as "
+                           f"{example}, or 'tiny'.")
+    return model

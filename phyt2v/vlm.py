@@ -15,6 +15,7 @@ from typing import Any
 
 from . import registry
 from .devices import resolve_device, resolve_dtype
+from .devices import resolve_model as _resolve
 from .errors import BackendError, InputError
 
 log = logging.getLogger(__name__)
@@ -24,17 +25,7 @@ _CACHE: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 def resolve_model(model_id: str) -> str:
     """'tiny' -> the tiny Qwen2-VL folder; an existing folder -> its absolute path; else a hub id."""
-    if model_id == "tiny":
-        from .tiny import tiny_model_dir
-
-        return str(tiny_model_dir("vlm"))
-    p = Path(model_id).expanduser()
-    if p.exists():
-        return str(p.resolve())
-    if model_id.startswith(("/", ".", "~")) or model_id.count("/") != 1:
-        raise BackendError(f"VLM model path not found: {model_id}. Pass an existing folder, a hub id "
-                           "such as Qwen/Qwen2.5-VL-7B-Instruct, or 'tiny'.")
-    return model_id
+    return _resolve(model_id, tiny_kind="vlm", what="VLM model", example="Qwen/Qwen2.5-VL-7B-Instruct")
 
 
 def get_vlm(model_id: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:

@@ -14,6 +14,7 @@ from .. import registry
 from ..errors import BackendError, ConfigError, InputError
 from ..roles import GeneratedVideo, StepCallback
 from ..devices import resolve_device, resolve_dtype
+from ..devices import resolve_model as _resolve
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -34,20 +35,8 @@ def _dtype_kw() -> str:
 
 def resolve_model(model: str) -> str:
     """'tiny' -> the tiny pipeline folder; an existing folder -> its path; else a hub id."""
-    if model == "tiny":
-        from ..tiny import tiny_model_dir
-
-        return str(tiny_model_dir("cogvideox"))
-    p = Path(model).expanduser()
-    if p.exists():
-        if not (p / "model_index.json").is_file():
-            raise BackendError(f"{p} is not a diffusers pipeline folder (no model_index.json); "
-                               "pass the folder that holds model_index.json.")
-        return str(p.resolve())
-    if model.startswith(("/", ".", "~")) or model.count("/") != 1:
-        raise BackendError(f"generator model path not found: {model}. Pass an existing folder, a hub id "
-                           "such as THUDM/CogVideoX-5b, or 'tiny'.")
-    return model
+    return _resolve(model, tiny_kind="cogvideox", what="generator model", example="THUDM/CogVideoX-5b",
+                    marker="model_index.json")
 
 
 class CogVideoXGenerator:
