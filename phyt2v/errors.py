@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class Phyt2vError(Exception):
     """Base class. ``str(err)`` is one line a user can act on (the problem and the fix)."""
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from pydantic import ValidationError
 
-from .errors import Phyt2vError
+from .errors import Phyt2vError, first_line
 from .schemas import RoundRecord, RunRecord, now
 
 
@@ -96,7 +96,7 @@ class RunStore:
         try:
             return RunRecord.model_validate_json(self.record_path.read_text(encoding="utf-8"))
         except (ValidationError, ValueError) as e:
-            raise Phyt2vError(f"{self.record_path} is not a valid run record ({str(e).splitlines()[0]}); "
+            raise Phyt2vError(f"{self.record_path} is not a valid run record ({first_line(e)}); "
                               "move it away or pass --fresh to start this run again") from None
 
     def save(self, rec: RunRecord) -> None:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import VideoError
+from .errors import VideoError, first_line
 
 
 @dataclass
@@ -30,7 +30,7 @@ def _reader(path: Path):
     try:
         return iio.get_reader(str(path), format="ffmpeg")
     except Exception as e:  # imageio raises several types for corrupt input
-        raise VideoError(f"cannot open video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise VideoError(f"cannot open video {path}: {first_line(e)}") from None
 
 
 def read_frames(path: str | Path) -> tuple[list[np.ndarray], float]:

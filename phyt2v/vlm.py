@@ -16,7 +16,7 @@ from typing import Any
 from . import registry
 from .devices import resolve_device, resolve_dtype
 from .devices import resolve_model as _resolve
-from .errors import BackendError, InputError
+from .errors import BackendError, InputError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ def _load(path: str, device: str, torch_dtype) -> tuple[Any, Any]:
     try:
         model = AutoModelForImageTextToText.from_pretrained(path, **{dtype_kw: torch_dtype})
     except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BackendError(f"cannot load VLM '{path}': {first}. Check the id/path, or download it first "
+        raise BackendError(f"cannot load VLM '{path}': {first_line(e)}. Check the id/path, or download it first "
                            "(`huggingface-cli download <id>`).") from e
     model.to(device).eval()
     return model, load_processor(path)

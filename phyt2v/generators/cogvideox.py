@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
-from ..errors import BackendError, ConfigError, InputError
+from ..errors import BackendError, ConfigError, InputError, first_line
 from ..roles import GeneratedVideo, StepCallback
 from ..devices import resolve_device, resolve_dtype
 from ..devices import resolve_model as _resolve
@@ -101,8 +101,7 @@ class CogVideoXGenerator:
         try:
             return CogVideoXPipeline.from_pretrained(path, **{_dtype_kw(): self.torch_dtype})
         except (OSError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise BackendError(f"cannot load CogVideoX pipeline '{path}': {first}. Check the id/path, or "
+            raise BackendError(f"cannot load CogVideoX pipeline '{path}': {first_line(e)}. Check the id/path, or "
                                "download it first (`huggingface-cli download <id>`).") from e
 
     def _set_scheduler(self, name: str) -> None:

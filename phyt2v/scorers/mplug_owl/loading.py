@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ...errors import BackendError, InputError
+from ...errors import BackendError, InputError, first_line
 from .config import MplugOwlConfig
 
 META_FILES = ["config.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
@@ -46,7 +46,7 @@ def resolve_model_dir(model: str) -> Path:
         return Path(snapshot_download(model, allow_patterns=patterns))
     except Exception as e:
         raise BackendError(f"cannot fetch scorer weights '{model}': {type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}. Check the id and network "
+                           f"{first_line(e)}. Check the id and network "
                            "(or HF_TOKEN), or pass a local folder with --set scorer.model=PATH.") from None
 
 

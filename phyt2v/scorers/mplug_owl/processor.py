@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError, VideoError
+from ...errors import InputError, VideoError, first_line
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -61,7 +61,7 @@ def load_frames(path: str | Path, k: int = 32, size: int = 224) -> tuple[np.ndar
     try:
         reader = iio.get_reader(str(path), format="ffmpeg", size=(size, size), pixelformat="rgb24")
     except Exception as e:
-        raise VideoError(f"cannot open video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise VideoError(f"cannot open video {path}: {first_line(e)}") from None
     try:
         for fr in reader:
             frames.append(np.asarray(fr, dtype=np.uint8)[..., :3])
