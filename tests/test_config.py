@@ -5,7 +5,8 @@ from phyt2v.errors import BackendNotFound, ConfigError
 
 
 def test_presets_load_and_paper_defaults():
-    assert {"smoke", "cogvideox-5b", "cogvideox-2b"} <= set(preset_names())
+    assert {"smoke", "cogvideox-5b", "cogvideox-2b", "cogvideox1.5-5b"} <= set(preset_names())
+    assert load_config("cogvideox1.5-5b").generator.num_frames % 16 == 1
     c = load_config("cogvideox-5b")
     g = c.generator
     assert (g.model, g.num_frames, g.steps, g.guidance, g.fps, g.height, g.width, g.scheduler, g.dynamic_cfg) == (

@@ -148,6 +148,8 @@ class CogVideoXGenerator:
         # The VAE decodes latent frames in batches of 2 after the first: only an odd latent count
         # gives back the frames asked for, hence 8k+1 frames for CogVideoX (49, 81, 161).
         temporal = int(p.vae.config.temporal_compression_ratio) * int(getattr(p.vae, "num_latent_frames_batch_size", 2))
+        # CogVideoX1.5 also patches latents in time (patch_size_t=2): 16k+1 frames (81 by default)
+        temporal *= int(getattr(p.transformer.config, "patch_size_t", None) or 1)
         for key, val in (("height", height), ("width", width)):
             if val % spatial:
                 raise ConfigError(f"generator.{key} {val} must be a multiple of {spatial} for {self.model_id} "
