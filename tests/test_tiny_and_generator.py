@@ -159,3 +159,19 @@ def test_clear_load_errors(tmp_path, gen):
             CogVideoXGenerator("tiny", device="cuda", pipeline=gen.pipe, **SMOKE)
     with pytest.raises(InputError, match="empty prompt"):
         gen.generate("  ", seed=0, out_path=tmp_path / "x.mp4")
+
+
+def test_frames_rule_follows_temporal_patching(gen):
+    """CogVideoX1.5 patches latents in time (patch_size_t=2): 16k+1 frames instead of 8k+1."""
+    from phyt2v.generators.cogvideox import CogVideoXGenerator
+
+    other = dict(SMOKE, num_frames=17)
+    CogVideoXGenerator("tiny", pipeline=gen.pipe, **other)  # 17 = 8*2+1 is fine without temporal patches
+    old = gen.pipe.transformer.config.get("patch_size_t")
+    gen.pipe.transformer.register_to_config(patch_size_t=2)
+    try:
+        with pytest.raises(ConfigError, match="num_frames 9 must be 16k\\+1"):
+            CogVideoXGenerator("tiny", pipeline=gen.pipe, **SMOKE)
+        CogVideoXGenerator("tiny", pipeline=gen.pipe, **other)
+    finally:
+        gen.pipe.transformer.register_to_config(patch_size_t=old)
