@@ -132,3 +132,15 @@ def test_cuda_request_without_gpu_is_a_clear_error(ckpt):
 
     with pytest.raises(ConfigError, match="scorer.device is 'cuda'.*no CUDA GPU"):
         VideoConScorer(str(ckpt), device="cuda")
+
+
+def test_unknown_scorer_options_are_named(ckpt):
+    from phyt2v.config import load_config
+    from phyt2v.scorers.videocon import VideoConScorer
+    from phyt2v.scorers.videophy2 import VideoPhy2Scorer
+
+    cfg = load_config(overrides=[f"scorer.model={ckpt}", "scorer.options={num_frame: 4}"])
+    with pytest.raises(ConfigError, match="num_frame"):
+        VideoConScorer.from_config(cfg)
+    with pytest.raises(ConfigError, match="unknown scorer.options.*num_frame.*known: max_new_tokens"):
+        VideoPhy2Scorer.from_config(cfg)
