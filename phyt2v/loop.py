@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from . import registry, steps
 from .config import Config, load_config
-from .errors import InputError, Interrupted, ParseError, Phyt2vError
+from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
 from .record import CallLog, RunStore, slugify
 from .schemas import Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError
 
@@ -128,6 +128,7 @@ class Refiner:
     # ------------------------------------------------------------ plumbing
     def backend(self, role: str) -> Any:
         if self._backends[role] is None:
+            self._current_step = f"load {role}"
             self._emit(Event("step_start", step=f"load {role}"))
             t0 = time.perf_counter()
             self._backends[role] = registry.build(role, self.config)
@@ -221,13 +222,18 @@ class Refiner:
                 rec.status = "interrupted"
                 store.save(rec)
                 raise
-            except Phyt2vError as e:
+            except Exception as e:
+                err = e if isinstance(e, Phyt2vError) else BackendError(
+                    f"{self._current_step or 'the run'} failed: {type(e).__name__}: {first_line(e)} "
+                    f"(finished steps are kept in {store.dir}; PHYT2V_DEBUG=1 shows the traceback)")
                 rec.status = "failed"
-                rec.error = StepError(step=getattr(e, "step", "") or self._current_step, kind=type(e).__name__,
-                                      message=str(e), raw=getattr(e, "raw", None),
-                                      expected=getattr(e, "expected", []))
+                rec.error = StepError(step=getattr(err, "step", "") or self._current_step, kind=type(e).__name__,
+                                      message=str(err), raw=getattr(err, "raw", None),
+                                      expected=getattr(err, "expected", []))
                 store.save(rec)
-                raise
+                if err is e:
+                    raise
+                raise err from e
             finally:
                 rec.timings["last_session_s"] = round(time.perf_counter() - t_run, 3)
                 rec.timings["model_calls_s"] = round(rec.timings.get("model_calls_s", 0.0) + store.calls.total_s, 3)

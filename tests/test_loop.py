@@ -210,3 +210,21 @@ def test_backends_built_once_per_process_for_the_same_settings(monkeypatch):
         assert built == [50, 3]
     finally:
         registry.clear_cache()
+
+
+def test_unexpected_backend_error_is_recorded_and_reported_in_one_line(tmp_path):
+    from phyt2v.errors import BackendError
+
+    class Exploding(FakeCaptioner):
+        def caption(self, video, *, objects=None):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details here")
+
+    cfg = load_config(loop={"max_rounds": 2}, out=str(tmp_path))
+    ref = Refiner(cfg, llm=physics_llm(), generator=FakeGenerator(), captioner=Exploding(),
+                  scorer=FakeScorer([(0.2, 0.2)]))
+    with pytest.raises(BackendError, match=r"^caption failed: RuntimeError: CUDA out of memory\. Tried") as ei:
+        ref.refine(PROMPT)
+    assert "\n" not in str(ei.value) and isinstance(ei.value.__cause__, RuntimeError)
+    rec = RunRecord.model_validate_json(next(tmp_path.glob("*/run.json")).read_text())
+    assert rec.status == "failed" and rec.error.step == "caption" and rec.error.kind == "RuntimeError"
+    assert rec.rounds[0].done == ["generate"]
