@@ -242,6 +242,16 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
         sys.exit(130)
+    except Exception as e:  # a bug or a library failure outside any run: still one line
+        if os.environ.get("PHYT2V_DEBUG"):
+            raise
+        from rich.text import Text
+
+        from .errors import first_line
+
+        err.print(Text.assemble(("error: ", "bold red"), f"{type(e).__name__}: {first_line(e)} "
+                                "(PHYT2V_DEBUG=1 shows the traceback)"), highlight=False, soft_wrap=True)
+        sys.exit(1)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
