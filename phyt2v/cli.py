@@ -221,8 +221,6 @@ _register_optional()
 
 
 def main(argv: list[str] | None = None) -> None:
-    import click
-
     _setup_logging()
     try:
         rc = app(args=argv, standalone_mode=False)
@@ -233,16 +231,18 @@ def main(argv: list[str] | None = None) -> None:
 
         err.print(Text.assemble(("error: ", "bold red"), str(e)), highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        err.print("[red]aborted[/red]")
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
         sys.exit(130)
-    except Exception as e:  # a bug or a library failure outside any run: still one line
+    except Exception as e:
+        # usage errors from click (typer vendors its own copy, so match by behaviour, not class)
+        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
+            e.show()
+            sys.exit(e.exit_code)
+        if type(e).__name__ == "Abort":
+            err.print("[red]aborted[/red]")
+            sys.exit(130)
+        # a bug or a library failure outside any run: still one line
         if os.environ.get("PHYT2V_DEBUG"):
             raise
         from rich.text import Text

@@ -74,3 +74,12 @@ def test_presets_backends_doctor():
     assert d.returncode == 0 and "OPENAI_API_KEY" in d.stdout and "set" in d.stdout
     assert "DOCTOR-SECRET" not in d.stdout + d.stderr
     assert "no CUDA" in d.stdout and "smoke" in d.stdout
+
+
+def test_usage_errors_are_clicks_own_short_messages():
+    p = run("refine")
+    assert p.returncode == 2 and "Missing argument" in p.stderr and "Traceback" not in p.stderr
+    p = run("refine", "a ball", "--rounds", "0")
+    assert p.returncode == 2 and "--rounds" in p.stderr
+    p = run("no-such-command")
+    assert p.returncode == 2 and "No such command" in p.stderr
