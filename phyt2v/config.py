@@ -130,6 +130,15 @@ class Config(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+def check_options(section: str, backend: str, options: dict[str, Any], known: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A backend's ``<section>.options`` with unknown keys refused by name."""
+    extra = sorted(set(options) - set(known))
+    if extra:
+        raise ConfigError(f"unknown {section}.options {extra} for the '{backend}' backend; "
+                          f"known: {', '.join(known) or 'none (remove ' + section + '.options)'}")
+    return dict(options)
+
+
 # ---------------------------------------------------------------- presets and loading
 
 def preset_names() -> list[str]:

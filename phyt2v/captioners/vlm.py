@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, InputError
+from ..config import check_options
+from ..errors import InputError
 from ..resources import prompts_dir
 
 if TYPE_CHECKING:
@@ -45,9 +46,7 @@ class VLMCaptioner:
     @classmethod
     def from_config(cls, config: "Config") -> "VLMCaptioner":
         c = config.captioner
-        if c.options:
-            raise ConfigError(f"captioner backend 'vlm' takes no options, got {sorted(c.options)}; "
-                              "remove captioner.options.")
+        check_options("captioner", "vlm", c.options)
         return cls(c.model, num_frames=c.num_frames, max_new_tokens=c.max_new_tokens,
                    frame_size=c.frame_size, device=c.device, dtype=c.dtype)
 

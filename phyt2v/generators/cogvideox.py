@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
-from ..errors import BackendError, ConfigError, InputError, first_line
-from ..roles import GeneratedVideo, StepCallback
+from ..config import check_options
 from ..devices import resolve_device, resolve_dtype
 from ..devices import resolve_model as _resolve
+from ..errors import BackendError, ConfigError, InputError, first_line
+from ..roles import GeneratedVideo, StepCallback
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -83,11 +84,7 @@ class CogVideoXGenerator:
     @classmethod
     def from_config(cls, config: "Config") -> "CogVideoXGenerator":
         g = config.generator
-        opts = dict(g.options)
-        known = {"negative_prompt", "vram_margin_gb"}
-        if set(opts) - known:
-            raise ConfigError(f"unknown generator.options {sorted(set(opts) - known)} for cogvideox; "
-                              f"known: {', '.join(sorted(known))}")
+        opts = check_options("generator", "cogvideox", g.options, ("negative_prompt", "vram_margin_gb"))
         return cls(g.model, num_frames=g.num_frames, steps=g.steps, guidance=g.guidance, fps=g.fps,
                    height=g.height, width=g.width, dynamic_cfg=g.dynamic_cfg, scheduler=g.scheduler,
                    dtype=g.dtype, device=g.device, offload=g.offload, vae_tiling=g.vae_tiling,

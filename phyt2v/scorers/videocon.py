@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..errors import ConfigError
+from ..config import check_options
 from ..roles import Scores
 
 if TYPE_CHECKING:
@@ -50,9 +50,7 @@ class VideoConScorer:
     @classmethod
     def from_config(cls, config: "Config") -> "VideoConScorer":
         s = config.scorer
-        if s.options:
-            raise ConfigError(f"scorer backend 'videocon' takes no options, got {sorted(s.options)}; "
-                              "remove scorer.options.")
+        check_options("scorer", "videocon", s.options)
         return cls(model=s.model or DEFAULT_MODEL, device=s.device, dtype=s.dtype, batch_size=s.batch_size,
                    reference_truncation=s.reference_truncation, num_frames=s.num_frames or 32)
 

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..errors import ConfigError
+from ..config import check_options
 from ..roles import Scores
 
 if TYPE_CHECKING:
@@ -63,9 +63,7 @@ class VideoPhy2Scorer:
     @classmethod
     def from_config(cls, config: "Config") -> "VideoPhy2Scorer":
         s = config.scorer
-        if set(s.options) - {"max_new_tokens"}:
-            raise ConfigError(f"unknown scorer.options {sorted(set(s.options) - {'max_new_tokens'})} for "
-                              "videophy2; known: max_new_tokens")
+        check_options("scorer", "videophy2", s.options, ("max_new_tokens",))
         return cls(model=s.model or DEFAULT_MODEL, device=s.device, dtype=s.dtype, batch_size=s.batch_size,
                    num_frames=s.num_frames or 32,
                    max_new_tokens=int(s.options.get("max_new_tokens", MAX_LENGTH)))

@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendError, ConfigError, InputError
+from ..config import check_options
+from ..errors import BackendError, InputError
 from ..roles import Scores
 
 if TYPE_CHECKING:
@@ -55,9 +56,7 @@ class VLMJudgeScorer:
     @classmethod
     def from_config(cls, config: "Config") -> "VLMJudgeScorer":
         s, c = config.scorer, config.captioner
-        if s.options:
-            raise ConfigError(f"scorer backend 'vlm-judge' takes no options, got {sorted(s.options)}; "
-                              "remove scorer.options.")
+        check_options("scorer", "vlm-judge", s.options)
         if s.model is None:  # share the captioner's copy: same path, device and dtype
             return cls(c.model, num_frames=s.num_frames or 8, frame_size=s.frame_size,
                        device=c.device if s.device == "auto" else s.device,
