@@ -19,7 +19,7 @@ class VideoInfo:
     height: int
 
 
-def _reader(path: Path):
+def _reader(path: Path, size: tuple[int, int] | None = None):
     import imageio.v2 as iio
 
     path = Path(path)
@@ -28,14 +28,17 @@ def _reader(path: Path):
     if path.stat().st_size == 0:
         raise VideoError(f"video is empty (0 bytes): {path}")
     try:
-        return iio.get_reader(str(path), format="ffmpeg")
+        if size is None:
+            return iio.get_reader(str(path), format="ffmpeg")
+        return iio.get_reader(str(path), format="ffmpeg", size=size, pixelformat="rgb24")
     except Exception as e:  # imageio raises several types for corrupt input
         raise VideoError(f"cannot open video {path}: {first_line(e)}") from None
 
 
-def read_frames(path: str | Path) -> tuple[list[np.ndarray], float]:
-    """All frames as HxWx3 uint8 RGB arrays (grayscale is expanded), and the fps."""
-    reader = _reader(Path(path))
+def read_frames(path: str | Path, size: tuple[int, int] | None = None) -> tuple[list[np.ndarray], float]:
+    """All frames as HxWx3 uint8 RGB arrays (grayscale is expanded), and the fps. ``size`` (w, h)
+    has ffmpeg scale every frame to exactly that size, aspect ratio not kept."""
+    reader = _reader(Path(path), size)
     frames: list[np.ndarray] = []
     try:
         fps = float(reader.get_meta_data().get("fps") or 0.0)

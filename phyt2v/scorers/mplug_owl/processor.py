@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError, VideoError, first_line
+from ...errors import InputError, VideoError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -47,31 +47,13 @@ _QUIET = _QuietRescale()
 
 
 def load_frames(path: str | Path, k: int = 32, size: int = 224) -> tuple[np.ndarray, list[int], int]:
-    """Sampled frames (k, size, size, 3) uint8, their indices, and the video's frame count."""
-    import imageio.v2 as iio
+    """Sampled frames (k, size, size, 3) uint8, their indices, and the video's frame count.
+    ffmpeg squeezes each frame to size x size, as the reference's decord reader does."""
+    from ...video_io import read_frames
 
-    path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"video not found: {path}")
-    if path.stat().st_size == 0:
-        raise VideoError(f"video is empty (0 bytes): {path}")
     for name in ("imageio_ffmpeg", "imageio.plugins.ffmpeg"):
         logging.getLogger(name).addFilter(_QUIET)  # idempotent
-    frames: list[np.ndarray] = []
-    try:
-        reader = iio.get_reader(str(path), format="ffmpeg", size=(size, size), pixelformat="rgb24")
-    except Exception as e:
-        raise VideoError(f"cannot open video {path}: {first_line(e)}") from None
-    try:
-        for fr in reader:
-            frames.append(np.asarray(fr, dtype=np.uint8)[..., :3])
-    except Exception as e:
-        if not frames:
-            raise VideoError(f"cannot decode video {path}: {type(e).__name__}") from None
-    finally:
-        reader.close()
-    if not frames:
-        raise VideoError(f"video has no frames: {path}")
+    frames, _ = read_frames(path, size=(size, size))
     idx = frame_indices(len(frames), k)
     return np.stack([frames[i] for i in idx]), idx, len(frames)
 
