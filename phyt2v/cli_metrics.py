@@ -1,0 +1,194 @@
+"""``phyt2v metrics KIND FILE|BATCH_DIR [--group-by COL ...] [--round first|best|N] [--json] [--hard-column COL]``.
+
+KIND is videophy, videophy2, phygenbench or auto (batch directories). FILE is a .csv, .jsonl or .json
+scores file; a batch directory gives the loop's own scores for round 1 and the best round (and the
+gain), or for one ``--round``. Definitions live in ``metrics.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import typer
+
+from . import batchdir
+from . import metrics as M
+from .errors import InputError
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a .csv, .jsonl or .json (a list of objects) file, each with ``_where`` = file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"file not found: {path}")
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        raise InputError(f"{path} is empty; pass the scores file the evaluator wrote")
+    suffix, head = path.suffix.lower(), text.lstrip()[:1]
+    rows: list[dict] = []
+    if suffix == ".json" or (suffix not in (".csv", ".jsonl") and head == "["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path} line {e.lineno} is not valid JSON ({e.msg})") from None
+        if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+            raise InputError(f"{path} must hold a JSON list of objects, one per video or prompt")
+        rows = [{**x, M.WHERE: f"{path} item index {i}"} for i, x in enumerate(data)]
+    elif suffix == ".jsonl" or (suffix != ".csv" and head == "{"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path} line {n} is not valid JSON ({e.msg}); write one object per line") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{path} line {n} is not a JSON object")
+            rows.append({**obj, M.WHERE: f"{path} line {n}"})
+    else:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for r in reader:
+            rows.append({**{k: v for k, v in r.items() if k is not None}, M.WHERE: f"{path} line {reader.line_num}"})
+    if not rows:
+        raise InputError(f"{path} has no data rows (only a header?)")
+    return rows
+
+
+def summarize_file(kind: str, path: Path, group_by: Sequence[str] | None = None,
+                   hard_column: str | None = None) -> dict:
+    """The table for one scores file (default group: states_of_matter, else main_category, when present)."""
+    kind = M.check_kind(kind)
+    if kind == "auto":
+        raise InputError("KIND auto works on a batch directory; for a scores file name the benchmark: "
+                         "videophy, videophy2 or phygenbench")
+    rows = read_rows(path)
+    if kind == "phygenbench":
+        return {**M.phygenbench_table(rows), "file": str(path)}
+    groups = M.default_groups(rows) if group_by is None else list(group_by)
+    table = M.videophy_table(rows, groups) if kind == "videophy" else M.videophy2_table(rows, groups, hard_column)
+    return {**table, "file": str(path)}
+
+
+# ---------------------------------------------------------------- rendering
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    return "-" if x is None else (f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}")
+
+
+def _mean(x: float | None, signed: bool = False) -> str:
+    return "-" if x is None else (f"{x:+.2f}" if signed else f"{x:.2f}")
+
+
+def _cells(kind: str, s: dict | None, signed: bool = False) -> list[str]:
+    if s is None:
+        return ["-"] * (5 if kind == "videophy2" else 3)
+    pcts = [_pct(s.get(k), signed) for k in ("sa", "pc", "joint")]
+    return [_mean(s.get("sa_mean"), signed), _mean(s.get("pc_mean"), signed), *pcts] if kind == "videophy2" else pcts
+
+
+def _rows(table: dict, ref: dict | None = None) -> list[tuple[str, str, dict | None, dict | None]]:
+    """(group, value, stats, n-source) rows: overall, hard subset, then every group value."""
+    src = ref or table
+    out = [("overall", "", table["overall"], src["overall"])]
+    if src.get("hard") is not None:
+        out.append((f"hard subset ({src.get('hard_column')})", "", table.get("hard"), src["hard"]))
+    for col, vals in table["groups"].items():
+        out += [(col, v, s, src["groups"][col].get(v)) for v, s in vals.items()]
+    return out
+
+
+def render_table(kind: str, table: dict, title: str, ref: dict | None = None):
+    """A rich table of one round (or, with ``ref`` = the best round's table, of a gain)."""
+    from rich.table import Table
+
+    gain = ref is not None
+    unit = " (pp)" if gain else " %"
+    heads = ["SA=1", "PC=1", "joint"] if kind == "videophy" else ["mean SA", "mean PC", "SA>=4", "PC>=4", "joint"]
+    heads = [h + ("" if h.startswith("mean") else unit) for h in heads]
+    t = Table("group", "value", title=title)
+    for h in ["n", *heads]:
+        t.add_column(h, justify="right")
+    for group, value, s, nsrc in _rows(table, ref):
+        t.add_row(group, value, str((nsrc or {}).get("n", "-")), *_cells(kind, s, signed=gain))
+    return t
+
+
+def render_phygenbench(table: dict):
+    from rich.table import Table
+
+    t = Table("category", title="PhyGenBench (PhyGenEval): mean(final) / 3")
+    for h in ("n", "score", "%"):
+        t.add_column(h, justify="right")
+    for cat, score in [*table["categories"].items(), ("Average", table["average"])]:
+        t.add_row(cat, str(table["n"]["all" if cat == "Average" else cat]), _mean(score), _pct(score))
+    return t
+
+
+def print_result(result: dict) -> None:
+    from rich.console import Console
+
+    out, err = Console(), Console(stderr=True)
+    kind = result["kind"]
+    if kind == "phygenbench":
+        out.print(render_phygenbench(result))
+        return
+    if "rounds" not in result:
+        out.print(render_table(kind, result, f"{kind}: {result['file']}"))
+        if kind == "videophy2" and result.get("hard") is None:
+            out.print("no hard-subset column found (pass --hard-column COL to name one)", highlight=False)
+        return
+    out.print(f"batch {result['batch']}: {kind}, {result['n_finished']} finished, {result['n_failed']} failed",
+              highlight=False, soft_wrap=True)
+    for warning in result["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    for which, table in result["rounds"].items():
+        label = {"first": "round 1", "best": "best round"}.get(which, f"round {which}")
+        out.print(render_table(kind, table, f"{kind}, {label}"))
+    if result.get("gain"):
+        out.print(render_table(kind, result["gain"], f"{kind}, gain (best - round 1)", ref=result["rounds"]["best"]))
+
+
+# ---------------------------------------------------------------- command
+
+def run_metrics(kind: str, path: Path, group_by: list[str] | None = None, round: str | None = None,
+                hard_column: str | None = None) -> dict:
+    kind = M.check_kind(kind.strip().lower())
+    if hard_column is not None and kind not in ("videophy2", "auto"):
+        raise InputError("--hard-column applies to videophy2 only")
+    if batchdir.is_batch_dir(path):
+        return M.summarize_batch(path, kind, group_by=group_by, round=round, hard_column=hard_column)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder but not a batch directory (no {batchdir.BATCH_FILE}); pass a "
+                         "scores file (.csv, .jsonl, .json) or the folder `phyt2v batch` printed")
+    if round is not None:
+        raise InputError("--round applies to a batch directory, not to a scores file")
+    if kind == "phygenbench" and group_by:
+        raise InputError("--group-by does not apply to phygenbench: its categories are fixed "
+                         "(Mechanics, Optics, Thermal, Material)")
+    return summarize_file(kind, path, group_by, hard_column)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("metrics")
+    def metrics(
+        kind: str = typer.Argument(..., help="videophy | videophy2 | phygenbench | auto (batch directories)"),
+        path: Path = typer.Argument(..., help="scores file (.csv, .jsonl, .json) or a batch directory"),
+        group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="report per value of this column "
+                                                     "(repeatable; default states_of_matter or main_category)"),
+        round_: Optional[str] = typer.Option(None, "--round", help="batch directory: first | best | N "
+                                             "(default: round 1, best round and the gain)"),
+        as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON only"),
+        hard_column: Optional[str] = typer.Option(None, "--hard-column", help="videophy2: the column marking "
+                                                  "the hard subset (default: is_hard / hard / hard_subset)"),
+    ) -> None:
+        """Benchmark metrics with the published definitions (VideoPhy, VideoPhy-2, PhyGenBench)."""
+        groups = None if not group_by else [c.strip() for g in group_by for c in g.split(",") if c.strip()]
+        result = run_metrics(kind, path, groups, round_, hard_column)
+        if as_json:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        else:
+            print_result(result)
