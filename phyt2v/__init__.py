@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Refiner": "phyt2v.loop", "RefineResult": "phyt2v.loop", "EnhanceResult": "phyt2v.loop",
     "Event": "phyt2v.loop",
+    "Batch": "phyt2v.batch", "Shard": "phyt2v.batch", "load_source": "phyt2v.sources",
+    "summarize_batch": "phyt2v.metrics", "export": "phyt2v.export", "write_report": "phyt2v.report",
     "Config": "phyt2v.config", "load_config": "phyt2v.config",
     "RunRecord": "phyt2v.schemas", "RoundRecord": "phyt2v.schemas", "Rules": "phyt2v.schemas",
     "Mismatch": "phyt2v.schemas", "Refinement": "phyt2v.schemas",

@@ -10,11 +10,15 @@ DTYPES = ("bfloat16", "float16", "float32")
 
 
 def resolve_device(device: str | None, key: str) -> str:
-    """'auto' -> cuda when a CUDA GPU is visible, else cpu. ``key`` names the config key in errors."""
+    """'auto' -> the current CUDA device when a GPU is visible, else cpu. ``key`` names the config key in
+    errors. 'auto' and 'cuda' get an explicit index (``cuda:N``, the process's current device), so that
+    each process of a multi-GPU batch, and diffusers' offload hooks, stay on that process's GPU."""
     import torch
 
+    if device in (None, "", "auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}"
     if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"{key} is '{device}' but CUDA is not available (no CUDA GPU visible); "
                           f"set {key}=auto or cpu, or run on a GPU machine.")

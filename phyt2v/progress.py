@@ -82,7 +82,7 @@ class RefineProgress:
             if ev.step == "generate" and self.denoise_task is not None:
                 self.progress.remove_task(self.denoise_task)
                 self.denoise_task = None
-            if ev.round and ev.step == "score":
+            if ev.round and ev.step == "score" and not getattr(self, "quiet_rounds", False):
                 d = ev.data
                 self.progress.console.print(f"round {ev.round}: SA {d['sa']:.3f}  PC {d['pc']:.3f}  "
                                             f"score {d['score']:.3f}")
@@ -96,3 +96,73 @@ class RefineProgress:
                                             soft_wrap=True, highlight=False)
             else:
                 self.progress.console.print(f"run folder: {d['run_dir']}", soft_wrap=True, highlight=False)
+
+
+class BatchProgress:
+    """``phyt2v batch``: a prompts bar (done / total, ETA) above the current prompt's step line, and one
+    printed line per finished prompt (so logs of long batches stay readable)."""
+
+    def __init__(self, console: Console, config: Any, label: str = ""):
+        from rich.console import Group
+        from rich.live import Live
+        from rich.progress import TimeRemainingColumn
+
+        self.console = console
+        self.label = label
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+        self.task = self.bar.add_task(f"{label}prompts", total=None)
+        self.refine = RefineProgress(console, config)
+        self.refine.quiet_rounds = True
+        self.live = Live(Group(self.bar, self.refine.progress), console=console, transient=True,
+                         refresh_per_second=4)
+        self.done = 0
+        self.total = 0
+
+    def __enter__(self) -> "BatchProgress":
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def on_refine_event(self, ev: Any) -> None:
+        if ev.kind != "run_start":  # the per-prompt line below says where each run is
+            self.refine.on_event(ev)
+
+    def on_batch_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "batch_start":
+            self.done, self.total = data["done"], data["total"]
+            self.bar.update(self.task, total=self.total, completed=self.done)
+            shard = data["shard"]
+            where = f" (shard {shard})" if shard.count > 1 else ""
+            self.console.print(f"batch folder: {data['dir']}{where}", soft_wrap=True, highlight=False)
+            self.console.print(f"{self.total} prompt(s): {self.done} already done, {data['todo']} to run",
+                               highlight=False)
+        elif kind == "prompt_start":
+            it = data["item"]
+            self.bar.update(self.task, description=f"{self.label}prompt {it.id}")
+        elif kind == "prompt_end":
+            self.done += 1
+            self.bar.update(self.task, completed=self.done)
+            line = data["line"]
+            head = f"[{self.done}/{self.total}] {line['id']}"
+            if line["status"] == "finished":
+                best = next((r for r in line["rounds"] if r["index"] == line["best_round"]), None)
+                first = line["rounds"][0] if line["rounds"] else None
+                if best and first:
+                    msg = (f"{head} ok: round 1 SA {first['sa']:.3f} PC {first['pc']:.3f} -> best round "
+                           f"{best['index']} SA {best['sa']:.3f} PC {best['pc']:.3f} "
+                           f"({line['timings']['wall_s']:.0f} s)")
+                else:
+                    msg = f"{head} ok (no scored round)"
+                self.console.print(msg, highlight=False)
+            else:
+                err = line.get("error") or {}
+                self.console.print(f"[red]{head} failed[/red] at {err.get('step') or '?'}: "
+                                   f"{excerpt(err.get('message', ''), 200)}", highlight=False)
+        elif kind == "warning":
+            self.console.print(f"[yellow]warning:[/yellow] {data.get('message', '')}", highlight=False)

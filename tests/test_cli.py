@@ -82,3 +82,27 @@ def test_usage_errors_are_clicks_own_short_messages():
     assert p.returncode == 2 and "--rounds" in p.stderr
     p = run("no-such-command")
     assert p.returncode == 2 and "No such command" in p.stderr
+
+
+def test_every_command_is_registered():
+    p = run("--help")
+    for cmd in ("refine", "enhance", "score", "batch", "metrics", "export", "report", "presets", "backends", "doctor"):
+        assert cmd in p.stdout, cmd
+
+
+def test_batch_bad_input(tmp_path):
+    assert_clean_error(run("batch", "videopy", "--preset", "smoke", "--out", str(tmp_path)),
+                       "did you mean 'videophy'", code=2)
+    src = tmp_path / "p.txt"
+    src.write_text("a ball falls\n")
+    assert_clean_error(run("batch", str(src), "--preset", "smoke", "--shard", "2/2", "--out", str(tmp_path)),
+                       "--shard '2/2'", "0 <= i < n", code=2)
+    bad = tmp_path / "p.csv"
+    bad.write_text("prompt,category\nok,a\n,b\n")
+    assert_clean_error(run("batch", str(bad), "--preset", "smoke", "--out", str(tmp_path)),
+                       "p.csv:3", "--skip-bad", code=2)
+    assert not any(tmp_path.glob("*/results.jsonl"))
+
+
+def test_export_bad_input(tmp_path):
+    assert_clean_error(run("export", str(tmp_path), "--format", "videophy-eval"), "not a batch directory", code=2)

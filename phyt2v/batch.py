@@ -1,0 +1,269 @@
+"""Batch runs: the refine loop over every prompt of a source, resumable, shardable.
+
+One batch directory per (source, effective config hash); each prompt is an ordinary refine run inside
+it (``runs/<id>-<slug>/``), and a line per finished prompt is appended and flushed to the results file
+(format: ``batchdir.py``). Rerunning the same command skips finished prompts (no model is loaded for
+them), resumes an interrupted prompt from its last finished step, and retries failed prompts.
+
+Shards: ``--shard i/n`` by hand, or one shard per process under ``accelerate launch`` / ``torchrun``
+(accelerate's process state). Shard i takes prompts i, i+n, i+2n, ... and writes its own file; when
+every prompt is done the shard files are merged into ``results.jsonl`` in source order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from . import batchdir
+from .batchdir import RESULT_SCHEMA_VERSION
+from .config import Config
+from .errors import ConfigError, InputError, Interrupted, Phyt2vError, first_line
+from .record import RunStore, atomic_write_json, atomic_write_text, slugify
+from .schemas import RunRecord
+
+
+def stamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+# ---------------------------------------------------------------- shards
+
+@dataclass(frozen=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+    distributed: bool = False  # launched as one of several processes (accelerate / torchrun)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def take(self, items: list[Any]) -> list[Any]:
+        return items[self.index::self.count]
+
+
+def parse_shard(text: str) -> Shard:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard '{text}' must look like i/n, e.g. --shard 0/4 for the first of 4 shards") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard '{text}': need 0 <= i < n (shards are numbered from 0), e.g. 0/{max(n, 2)}")
+    return Shard(i, n)
+
+
+def launched_world_size() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def distributed_shard() -> tuple[Shard, Any]:
+    """This process's shard under ``accelerate launch`` / ``torchrun`` (accelerate's PartialState).
+    Each process is pinned to its own GPU; on a machine without CUDA the processes use gloo on CPU."""
+    import torch
+    from accelerate import PartialState
+
+    cuda = torch.cuda.is_available()
+    state = PartialState(cpu=not cuda)
+    if cuda:
+        torch.cuda.set_device(state.local_process_index)
+    return Shard(state.process_index, state.num_processes, distributed=True), state
+
+
+# ---------------------------------------------------------------- the batch
+
+def batch_key(source: Any, config: Config) -> str:
+    ident = {"source": source.name, "kind": source.kind, "options": source.options, "config": config.hash()}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def batch_dir_for(source: Any, config: Config, out: Path) -> Path:
+    return Path(out) / f"{slugify(source.name, 32)}-{batch_key(source, config)}"
+
+
+def run_id_for(item: Any) -> str:
+    return f"{item.id}-{slugify(item.prompt, 40)}"
+
+
+@dataclass
+class BatchSummary:
+    batch_dir: Path
+    total: int                      # prompts selected (after --limit)
+    mine: int                       # of those, this shard's
+    already_done: int = 0           # finished before this invocation
+    finished: int = 0               # finished now
+    failed: list[dict[str, Any]] = field(default_factory=list)  # result lines of prompts that failed now
+    interrupted: bool = False
+    merged: bool = False
+    results_file: Path | None = None
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+
+def result_line(item: Any, rec: RunRecord | None, run_dir: Path, batch_dir: Path, *, status: str,
+                error: dict[str, Any] | None, wall_s: float, config_hash: str, shard: Shard) -> dict[str, Any]:
+    rel = run_dir.relative_to(batch_dir).as_posix()
+    rounds = []
+    for r in (rec.rounds if rec else []):
+        s = r.scores
+        rounds.append({"index": r.index, "prompt": r.prompt,
+                       "sa": s.sa if s else None, "pc": s.pc if s else None, "score": s.score if s else None,
+                       "extra": dict(s.extra) if s else {},
+                       "video": f"{rel}/{r.video}" if r.video else None, "caption": r.caption})
+    return {"schema_version": RESULT_SCHEMA_VERSION, "id": item.id, "index": item.index, "prompt": item.prompt,
+            "meta": item.meta, "status": status, "run_id": run_dir.name, "run_dir": rel,
+            "best_round": rec.best_round if rec else None, "stop_reason": rec.stop_reason if rec else None,
+            "rounds": rounds, "error": error,
+            "timings": {"wall_s": round(wall_s, 3),
+                        "model_calls_s": (rec.timings.get("model_calls_s") if rec else None)},
+            "config_hash": config_hash, "shard": [shard.index, shard.count], "finished": stamp()}
+
+
+def append_line(path: Path, obj: dict[str, Any]) -> None:
+    """Append one JSON line and flush it to disk. A torn last line (a kill mid-write) is cut off first:
+    its prompt has no result and is redone, and the file stays valid JSON Lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size > 0:
+            f.seek(0)
+            data = f.read()
+            if not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+                f.seek(0, os.SEEK_END)
+        f.write((json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class Batch:
+    """``Batch(source, config, out=...).run()``; ``refiner`` may be passed in (tests, the Python API)."""
+
+    def __init__(self, source: Any, config: Config, *, out: str | Path | None = None, limit: int | None = None,
+                 shard: Shard | None = None, refiner: Any = None,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None):
+        if limit is not None and limit < 1:
+            raise InputError(f"--limit {limit}: pass a positive number of prompts")
+        self.source, self.config = source, config
+        self.items = source.items[:limit] if limit else list(source.items)
+        self.shard = shard or Shard()
+        self.dir = batch_dir_for(source, config, Path(out if out is not None else config.out))
+        self._refiner = refiner
+        self.on_event = on_event or (lambda kind, data: None)
+
+    # ------------------------------------------------------------ files
+    @property
+    def results_file(self) -> Path:
+        if self.shard.count == 1:
+            return self.dir / batchdir.RESULTS_FILE
+        return batchdir.shard_file(self.dir, self.shard.index, self.shard.count)
+
+    def write_header(self) -> None:
+        """batch.json and prompts.jsonl (identical content from every shard, written atomically)."""
+        old = batchdir.read_batch(self.dir) if batchdir.is_batch_dir(self.dir) else None
+        if old and old.get("source", {}).get("digest") not in (None, self.source.digest):
+            self.on_event("warning", {"message": "the prompt source changed since this batch started; prompts "
+                                                 "with the same position and text keep their results"})
+        header = {"schema_version": RESULT_SCHEMA_VERSION,
+                  "source": {"name": self.source.name, "kind": self.source.kind,
+                             "file": str(self.source.path) if self.source.path else None,
+                             "digest": self.source.digest, "options": self.source.options,
+                             "prompts": len(self.source.items), "skipped": list(self.source.skipped)},
+                  "config_hash": self.config.hash(), "config": self.config.effective(),
+                  "selected": len(self.items), "created": (old or {}).get("created") or stamp(), "updated": stamp()}
+        atomic_write_json(self.dir / batchdir.BATCH_FILE, header)
+        lines = [json.dumps({"id": it.id, "index": it.index, "prompt": it.prompt, "meta": it.meta},
+                            ensure_ascii=False) for it in self.source.items]
+        atomic_write_text(self.dir / batchdir.PROMPTS_FILE, "\n".join(lines) + "\n")
+
+    def done_ids(self) -> set[str]:
+        return {pid for pid, line in batchdir.read_results(self.dir).items() if line.get("status") == "finished"}
+
+    def merge(self) -> bool:
+        """Write results.jsonl from every result file when all selected prompts have a line. Atomic."""
+        lines = batchdir.read_results(self.dir)
+        if any(it.id not in lines for it in self.items):
+            return False
+        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines.values())
+        atomic_write_text(self.dir / batchdir.RESULTS_FILE, text)
+        return True
+
+    # ------------------------------------------------------------ running
+    def refiner(self) -> Any:
+        if self._refiner is None:
+            from .loop import Refiner
+
+            self._refiner = Refiner(self.config, out=self.dir / batchdir.RUNS_DIR)
+        else:
+            self._refiner.out = self.dir / batchdir.RUNS_DIR
+        return self._refiner
+
+    def run(self) -> BatchSummary:
+        t0 = time.perf_counter()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.write_header()
+        mine = self.shard.take(self.items)
+        done = self.done_ids()
+        todo = [it for it in mine if it.id not in done]
+        summary = BatchSummary(self.dir, total=len(self.items), mine=len(mine), already_done=len(mine) - len(todo),
+                               results_file=self.results_file)
+        self.on_event("batch_start", {"dir": self.dir, "total": len(mine), "done": summary.already_done,
+                                      "todo": len(todo), "shard": self.shard})
+        try:
+            for it in todo:
+                line = self.run_one(it)
+                append_line(self.results_file, line)
+                if line["status"] == "finished":
+                    summary.finished += 1
+                else:
+                    summary.failed.append(line)
+                self.on_event("prompt_end", {"item": it, "line": line})
+        except Interrupted:
+            summary.interrupted = True
+        finally:
+            summary.wall_s = time.perf_counter() - t0
+        if not summary.interrupted:
+            summary.merged = self.merge()
+        return summary
+
+    def run_one(self, item: Any) -> dict[str, Any]:
+        refiner = self.refiner()
+        run_id = run_id_for(item)
+        run_dir = self.dir / batchdir.RUNS_DIR / run_id
+        self.on_event("prompt_start", {"item": item, "run_dir": run_dir})
+        t0 = time.perf_counter()
+        try:
+            res = refiner.refine(item.prompt, run_id=run_id)
+            rec, status, error = res.record, "finished", None
+        except Interrupted:
+            raise
+        except Phyt2vError as e:
+            if isinstance(e, ConfigError) or (getattr(e, "step", "") or "").startswith("load "):
+                raise  # not this prompt's fault: every other prompt would fail the same way
+            rec = self._load_record(run_dir)
+            if rec is not None and rec.error is not None and rec.error.step.startswith("load "):
+                raise
+            status = "failed"
+            rec_err = rec.error if rec is not None and rec.error is not None else None
+            error = ({"step": rec_err.step, "kind": rec_err.kind, "message": rec_err.message} if rec_err else
+                     {"step": getattr(e, "step", "") or "", "kind": type(e).__name__, "message": first_line(e)})
+        return result_line(item, rec, run_dir, self.dir, status=status, error=error,
+                           wall_s=time.perf_counter() - t0, config_hash=self.config.hash(), shard=self.shard)
+
+    @staticmethod
+    def _load_record(run_dir: Path) -> RunRecord | None:
+        try:
+            return RunStore(run_dir).load()
+        except Phyt2vError:
+            return None

@@ -1,0 +1,125 @@
+"""``phyt2v batch SOURCE [--from FILE] [--limit N] [--shard i/n] [--out DIR] [refine options]``.
+
+Exit codes: 0 when every selected prompt finished, 1 when some failed (their errors are in the results
+file; rerunning retries them), 130 after Ctrl-C (rerunning resumes), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .errors import InputError
+
+
+def _summary_lines(s: Any) -> list[str]:
+    lines = [f"{s.mine} prompt(s) in this {'shard' if s.mine != s.total else 'batch'}: "
+             f"{s.already_done} already done, {s.finished} finished now, {len(s.failed)} failed"
+             + (" (interrupted)" if s.interrupted else "") + f"; {s.wall_s:.1f} s"]
+    for line in s.failed[:5]:
+        err = line.get("error") or {}
+        lines.append(f"  failed {line['id']} at {err.get('step') or '?'}: {err.get('message', '')[:200]}")
+    if len(s.failed) > 5:
+        lines.append(f"  ... and {len(s.failed) - 5} more (see the results file)")
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    from .cli import ConfigOpt, PresetOpt, SetOpt, build_config, err, out
+
+    @app.command("batch")
+    def batch(
+        source: str = typer.Argument(..., help="videophy | videophy2 | phygenbench, or a .txt/.csv/.jsonl file"),
+        from_file: Optional[Path] = typer.Option(None, "--from", help="read a named benchmark from this local "
+                                                 "file (same format as upstream) instead of downloading it"),
+        column: Optional[str] = typer.Option(None, "--column", help="CSV/JSONL prompt column (default: prompt, "
+                                             "caption or text)"),
+        caption: str = typer.Option("caption", "--caption", help="videophy2: caption | upsampled (which text "
+                                    "is the prompt)"),
+        skip_bad: bool = typer.Option(False, "--skip-bad", help="skip malformed rows (listed) instead of stopping"),
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="only the first N prompts"),
+        shard: Optional[str] = typer.Option(None, "--shard", help="run shard i of n (i/n, from 0); under "
+                                            "accelerate launch / torchrun the process rank is used"),
+        out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="parent folder of batch folders "
+                                               "(default ./runs)"),
+        preset: Optional[str] = PresetOpt,
+        config: Optional[Path] = ConfigOpt,
+        rounds: Optional[int] = typer.Option(None, "--rounds", "-r", min=1, help="maximum rounds per prompt"),
+        threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                                  help="stop a prompt when its score reaches this"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="video seed"),
+        sets: Optional[list[str]] = SetOpt,
+    ) -> None:
+        """Run the refine loop over every prompt of SOURCE; resumable (rerun the same command), shardable."""
+        from .batch import Batch, distributed_shard, launched_world_size, parse_shard
+        from .progress import BatchProgress
+        from .sources import load_source
+
+        cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
+        src = load_source(source, from_file=from_file, column=column, caption=caption, skip_bad=skip_bad)
+        for msg in src.skipped[:20]:
+            err.print(f"[yellow]skipped[/yellow] {msg}", highlight=False)
+        if len(src.skipped) > 20:
+            err.print(f"[yellow]skipped {len(src.skipped) - 20} more malformed rows[/yellow]")
+        state = None
+        if shard is not None:
+            if launched_world_size() > 1:
+                raise InputError("--shard and a multi-process launch both split the prompts; use one of them")
+            sh = parse_shard(shard)
+        elif launched_world_size() > 1:
+            sh, state = distributed_shard()
+        else:
+            sh = None
+        b = Batch(src, cfg, out=Path(cfg.out), limit=limit, shard=sh)
+        if cfg.generator.model == "tiny" and (state is None or state.is_main_process):
+            err.print("[yellow]smoke preset: tiny random-weight models, the scores are meaningless.[/yellow]")
+        label = f"[{sh}] " if sh is not None and sh.count > 1 else ""
+        with BatchProgress(err, cfg, label=label) as prog:
+            b.on_event = prog.on_batch_event
+            from .loop import Refiner
+
+            b._refiner = Refiner(cfg, on_event=prog.on_refine_event)
+            summary = b.run()
+        # No barrier: shards can finish hours apart (a collective would time out, and spin meanwhile).
+        # Each shard tries the merge when it ends; the last one to finish finds every line and writes it.
+        for line in _summary_lines(summary):
+            err.print(line, highlight=False, soft_wrap=True)
+        if summary.merged:
+            out.print(f"results: {b.dir / 'results.jsonl'}", soft_wrap=True, highlight=False)
+            out.print(f"next: phyt2v metrics auto {b.dir}  |  phyt2v report {b.dir}", soft_wrap=True,
+                      highlight=False)
+        elif not summary.interrupted:
+            out.print(f"shard results: {summary.results_file} (merged into results.jsonl by the last shard to "
+                      "finish; or rerun without --shard once all are done)", soft_wrap=True, highlight=False)
+        if summary.interrupted:
+            err.print("[red]interrupted[/red]: finished prompts and steps are saved; run the same command "
+                      "again to resume", highlight=False)
+            raise typer.Exit(130)
+        if summary.failed:
+            err.print(f"[red]{len(summary.failed)} prompt(s) failed[/red]; run the same command again to retry "
+                      "them (finished prompts are not rerun)", highlight=False)
+            raise typer.Exit(1)
+
+    @app.command("export")
+    def export_cmd(
+        batch_dir: Path = typer.Argument(..., help="a batch folder (printed by `phyt2v batch`)"),
+        fmt: str = typer.Option(..., "--format", "-f", help="videophy-eval | phygenbench | vbench | preference"),
+        which: str = typer.Option("best", "--round", help="which round's video: first | best | N"),
+        dest: Optional[Path] = typer.Option(None, "--out", "-o", help="file or folder to write "
+                                            "(default BATCH_DIR/exports/...)"),
+        name: Optional[str] = typer.Option(None, "--name", help="phygenbench: the model folder name "
+                                           "(default phyt2v-<generator>)"),
+    ) -> None:
+        """Write a batch's videos in the layout of another evaluator or trainer."""
+        from .export import export
+
+        res = export(batch_dir, fmt, out=dest, which=which, name=name)
+        for s in res.skipped[:10]:
+            err.print(f"[yellow]skipped[/yellow] {s}", highlight=False)
+        if res.missing:
+            shown = ", ".join(res.missing[:8]) + (" ..." if len(res.missing) > 8 else "")
+            err.print(f"[yellow]{len(res.missing)} prompt(s) have no finished, scored video and were left "
+                      f"out[/yellow]: {shown}", highlight=False, soft_wrap=True)
+        out.print(f"exported {res.exported} prompt(s) to {res.path}", soft_wrap=True, highlight=False)
