@@ -25,6 +25,9 @@ err = Console(stderr=True)
 PresetOpt = typer.Option(None, "--preset", "-p", help="preset name from configs/ (`phyt2v presets`)")
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file (instead of a preset)")
 SetOpt = typer.Option(None, "--set", help="override a config key, e.g. --set generator.steps=30 (repeatable)")
+RoundsOpt = typer.Option(None, "--rounds", "-r", min=1, help="maximum rounds per prompt (default 4)")
+ThresholdOpt = typer.Option(None, "--threshold", min=0.0, max=1.0, help="stop when the score reaches this")
+SeedOpt = typer.Option(None, "--seed", help="video seed, the same in every round")
 
 
 def _setup_logging() -> None:
@@ -87,10 +90,9 @@ def refine(
     prompt: str = typer.Argument(..., help="what the video should show"),
     preset: Optional[str] = PresetOpt,
     config: Optional[Path] = ConfigOpt,
-    rounds: Optional[int] = typer.Option(None, "--rounds", "-r", min=1, help="maximum rounds (default 4)"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
-                                              help="stop when the score reaches this"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="video seed, the same in every round"),
+    rounds: Optional[int] = RoundsOpt,
+    threshold: Optional[float] = ThresholdOpt,
+    seed: Optional[int] = SeedOpt,
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="runs folder (default ./runs)"),
     sets: Optional[list[str]] = SetOpt,
     fresh: bool = typer.Option(False, "--fresh", help="start again instead of resuming (old run is kept aside)"),

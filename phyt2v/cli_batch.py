@@ -27,7 +27,7 @@ def _summary_lines(s: Any) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    from .cli import ConfigOpt, PresetOpt, SetOpt, build_config, err, out
+    from .cli import ConfigOpt, PresetOpt, RoundsOpt, SeedOpt, SetOpt, ThresholdOpt, build_config, err, out
 
     @app.command("batch")
     def batch(
@@ -46,10 +46,9 @@ def register(app: typer.Typer) -> None:
                                                "(default ./runs)"),
         preset: Optional[str] = PresetOpt,
         config: Optional[Path] = ConfigOpt,
-        rounds: Optional[int] = typer.Option(None, "--rounds", "-r", min=1, help="maximum rounds per prompt"),
-        threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0,
-                                                  help="stop a prompt when its score reaches this"),
-        seed: Optional[int] = typer.Option(None, "--seed", help="video seed"),
+        rounds: Optional[int] = RoundsOpt,
+        threshold: Optional[float] = ThresholdOpt,
+        seed: Optional[int] = SeedOpt,
         sets: Optional[list[str]] = SetOpt,
     ) -> None:
         """Run the refine loop over every prompt of SOURCE; resumable (rerun the same command), shardable."""
