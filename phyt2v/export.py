@@ -112,7 +112,8 @@ def export(batch_dir: str | Path, fmt: str, *, out: str | Path | None = None, wh
     elif fmt == "phygenbench":
         if header.get("source", {}).get("kind") != "phygenbench":
             raise InputError(f"{batch_dir} ran on '{header.get('source', {}).get('name')}', not phygenbench: "
-                             "PhyGenEval numbers videos by their position in PhyGenBench's prompts.json")
+                             "PhyGenEval numbers videos by their position in PhyGenBench's prompts.json. Run "
+                             "`phyt2v batch phygenbench` for it, or export this batch as videophy-eval or vbench")
         folder = dest / (name or _model_name(header))
         for line, _, video in rows:
             place(video, folder / f"output_video_{line['index'] + 1}.mp4")
