@@ -112,6 +112,22 @@ def read_results(batch_dir: Path) -> dict[str, dict[str, Any]]:
     return dict(sorted(best.items(), key=lambda kv: (kv[1].get("index", 0), kv[0])))
 
 
+def parse_round(text: str | int) -> str | int:
+    """A ``--round`` value: ``"first"``, ``"best"`` or a round number from 1."""
+    if text in ("first", "best"):
+        return text
+    if isinstance(text, int) or str(text).strip().isdigit():
+        k = int(text)
+        if k < 1:
+            raise InputError(f"--round {k}: rounds are numbered from 1")
+        return k
+    raise InputError(f"--round {text}: use first, best or a round number (1, 2, ...)")
+
+
+def round_label(which: str | int) -> str:
+    return {"first": "round 1", "best": "best round"}.get(str(which), f"round {which}")
+
+
 def round_of(line: dict[str, Any], which: str | int = "best") -> dict[str, Any] | None:
     """One round of a result line: ``"first"``, ``"best"`` (the loop's best round) or a 1-based number
     (the last scored round when the run stopped earlier). None when no round was scored."""

@@ -146,8 +146,7 @@ def print_result(result: dict) -> None:
     for warning in result["warnings"]:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     for which, table in result["rounds"].items():
-        label = {"first": "round 1", "best": "best round"}.get(which, f"round {which}")
-        out.print(render_table(kind, table, f"{kind}, {label}"))
+        out.print(render_table(kind, table, f"{kind}, {batchdir.round_label(which)}"))
     if result.get("gain"):
         out.print(render_table(kind, result["gain"], f"{kind}, gain (best - round 1)", ref=result["rounds"]["best"]))
 

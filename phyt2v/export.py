@@ -54,18 +54,6 @@ def place(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def parse_round(text: str | int) -> str | int:
-    if text in ("first", "best"):
-        return text
-    try:
-        k = int(text)
-    except (TypeError, ValueError):
-        raise InputError(f"--round '{text}': use first, best or a round number such as 4") from None
-    if k < 1:
-        raise InputError(f"--round {k}: rounds are numbered from 1")
-    return k
-
-
 def _chosen(batch_dir: Path, which: str | int) -> tuple[list[tuple[dict[str, Any], dict[str, Any], Path]], list[str]]:
     """(result line, round, absolute video path) of each finished prompt, in source order; missing ids."""
     results = batchdir.read_results(batch_dir)
@@ -92,7 +80,7 @@ def export(batch_dir: str | Path, fmt: str, *, out: str | Path | None = None, wh
         near = difflib.get_close_matches(fmt, FORMATS, n=1)
         hint = f" Did you mean {near[0]}?" if near else ""
         raise InputError(f"unknown export format '{fmt}'.{hint} Formats: {', '.join(FORMATS)}")
-    which = parse_round(which)
+    which = batchdir.parse_round(which)
     tag = which if isinstance(which, str) else f"round{which}"
     default = batch_dir / "exports" / {"videophy-eval": f"videophy-eval-{tag}.csv",
                                        "preference": "preference.jsonl"}.get(fmt, f"{fmt}-{tag}")

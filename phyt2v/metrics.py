@@ -298,15 +298,10 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
     where = _BATCH_WHERE.replace("{dir}", str(batch_dir))
     picks: list[str | int] = ["first", "best"] if round is None else [round]
     tables, warnings = {}, []
-    for which in picks:
-        if isinstance(which, str) and which not in ("first", "best"):
-            if not which.strip().isdigit():
-                raise InputError(f"--round {which}: use first, best or a round number (1, 2, ...)")
-            which = int(which)
+    for which in map(batchdir.parse_round, picks):
         rows, excluded = batch_rows(finished, kind, which, where)
         if excluded:
-            label = {"first": "round 1", "best": "best round"}.get(str(which), f"round {which}")
-            warnings.append(f"{label}: {excluded} finished prompt(s) excluded (no usable "
+            warnings.append(f"{batchdir.round_label(which)}: {excluded} finished prompt(s) excluded (no usable "
                             f"{'1..5 rating' if kind == 'videophy2' else 'score'} in that round)")
         if not rows:
             raise InputError(f"{batch_dir}: no finished prompt has a usable score in round {which}")

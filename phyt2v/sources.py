@@ -25,13 +25,13 @@ import io
 import json
 import os
 import re
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import InputError, first_line
+from .record import atomic_write_bytes
 
 BENCHMARKS: tuple[str, ...] = ("videophy", "videophy2", "phygenbench")
 HF_SETS = {
@@ -297,7 +297,7 @@ def _fetch(name: str, cache_dir: Path | None) -> Path:
             raise InputError(f"could not fetch phygenbench from {PHYGENBENCH_URL} "
                              f"({first_line(err)}); {how}") from None
         try:
-            _atomic_write(dest, data)
+            atomic_write_bytes(dest, data)
         except OSError as err:
             raise InputError(f"cannot write the cache file {dest} ({first_line(err)}); "
                              "set PHYT2V_CACHE to a writable folder") from None
@@ -322,15 +322,3 @@ def _fetch(name: str, cache_dir: Path | None) -> Path:
     except Exception as err:  # network, offline mode, missing repo, missing package: one line
         raise InputError(f"could not fetch {name} from Hugging Face dataset {repo} "
                          f"({first_line(err)}); {how}") from None
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
