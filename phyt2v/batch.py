@@ -201,12 +201,12 @@ class Batch:
 
     # ------------------------------------------------------------ running
     def refiner(self) -> Any:
+        """The one Refiner of the batch (models load on its first use), writing runs into this folder."""
         if self._refiner is None:
             from .loop import Refiner
 
-            self._refiner = Refiner(self.config, out=self.dir / batchdir.RUNS_DIR)
-        else:
-            self._refiner.out = self.dir / batchdir.RUNS_DIR
+            self._refiner = Refiner(self.config)
+        self._refiner.out = self.dir / batchdir.RUNS_DIR
         return self._refiner
 
     def run(self) -> BatchSummary:
@@ -249,14 +249,12 @@ class Batch:
         except Interrupted:
             raise
         except Phyt2vError as e:
-            if isinstance(e, ConfigError) or (getattr(e, "step", "") or "").startswith("load "):
-                raise  # not this prompt's fault: every other prompt would fail the same way
             rec = self._load_record(run_dir)
-            if rec is not None and rec.error is not None and rec.error.step.startswith("load "):
-                raise
+            err = rec.error if rec is not None else None  # the loop records the failing step
+            if isinstance(e, ConfigError) or (err is not None and err.step.startswith("load ")):
+                raise  # not this prompt's fault: every other prompt would fail the same way
             status = "failed"
-            rec_err = rec.error if rec is not None and rec.error is not None else None
-            error = ({"step": rec_err.step, "kind": rec_err.kind, "message": rec_err.message} if rec_err else
+            error = ({"step": err.step, "kind": err.kind, "message": err.message} if err else
                      {"step": getattr(e, "step", "") or "", "kind": type(e).__name__, "message": first_line(e)})
         return result_line(item, rec, run_dir, self.dir, status=status, error=error,
                            wall_s=time.perf_counter() - t0, config_hash=self.config.hash(), shard=self.shard)

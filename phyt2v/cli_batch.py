@@ -71,15 +71,14 @@ def register(app: typer.Typer) -> None:
             sh, state = distributed_shard()
         else:
             sh = None
-        b = Batch(src, cfg, out=Path(cfg.out), limit=limit, shard=sh)
         if cfg.generator.model == "tiny" and (state is None or state.is_main_process):
             err.print("[yellow]smoke preset: tiny random-weight models, the scores are meaningless.[/yellow]")
         label = f"[{sh}] " if sh is not None and sh.count > 1 else ""
         with BatchProgress(err, cfg, label=label) as prog:
-            b.on_event = prog.on_batch_event
             from .loop import Refiner
 
-            b._refiner = Refiner(cfg, on_event=prog.on_refine_event)
+            b = Batch(src, cfg, limit=limit, shard=sh, refiner=Refiner(cfg, on_event=prog.on_refine_event),
+                      on_event=prog.on_batch_event)
             summary = b.run()
         # No barrier: shards can finish hours apart (a collective would time out, and spin meanwhile).
         # Each shard tries the merge when it ends; the last one to finish finds every line and writes it.

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .batchdir import round_of
 from .schemas import RunRecord
 
 
@@ -43,8 +44,9 @@ def rounds_table(rec: RunRecord) -> Table:
 class RefineProgress:
     """Turns loop events into a live progress display on stderr."""
 
-    def __init__(self, console: Console, config: Any):
+    def __init__(self, console: Console, config: Any, *, quiet_rounds: bool = False):
         self.console = console
+        self.quiet_rounds = quiet_rounds  # no per-round score line (a batch prints one line per prompt)
         self.max_rounds = config.loop.max_rounds
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
@@ -82,7 +84,7 @@ class RefineProgress:
             if ev.step == "generate" and self.denoise_task is not None:
                 self.progress.remove_task(self.denoise_task)
                 self.denoise_task = None
-            if ev.round and ev.step == "score" and not getattr(self, "quiet_rounds", False):
+            if ev.round and ev.step == "score" and not self.quiet_rounds:
                 d = ev.data
                 self.progress.console.print(f"round {ev.round}: SA {d['sa']:.3f}  PC {d['pc']:.3f}  "
                                             f"score {d['score']:.3f}")
@@ -112,8 +114,7 @@ class BatchProgress:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
         self.task = self.bar.add_task(f"{label}prompts", total=None)
-        self.refine = RefineProgress(console, config)
-        self.refine.quiet_rounds = True
+        self.refine = RefineProgress(console, config, quiet_rounds=True)
         self.live = Live(Group(self.bar, self.refine.progress), console=console, transient=True,
                          refresh_per_second=4)
         self.done = 0
@@ -151,8 +152,7 @@ class BatchProgress:
             line = data["line"]
             head = f"[{self.done}/{self.total}] {line['id']}"
             if line["status"] == "finished":
-                best = next((r for r in line["rounds"] if r["index"] == line["best_round"]), None)
-                first = line["rounds"][0] if line["rounds"] else None
+                first, best = round_of(line, "first"), round_of(line, "best")
                 if best and first:
                     msg = (f"{head} ok: round 1 SA {first['sa']:.3f} PC {first['pc']:.3f} -> best round "
                            f"{best['index']} SA {best['sa']:.3f} PC {best['pc']:.3f} "
