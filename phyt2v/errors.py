@@ -1,4 +1,4 @@
-"""Typed errors raised by the library. Only ``cli.py`` turns them into exit codes."""
+"""Typed errors raised by the library. Only ``cli/app.py`` turns them into exit codes."""
 
 from __future__ import annotations
 

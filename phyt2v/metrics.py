@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 from . import batchdir
 from .errors import InputError
+from .tables import read_rows
 
 KINDS = ("videophy", "videophy2", "phygenbench", "auto")
 WHERE = "_where"
@@ -313,3 +314,40 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
     return {"kind": kind, "batch": str(batch_dir), "n_finished": len(finished), "n_failed": n_failed,
             "group_by": groups, "rounds": tables, "warnings": warnings,
             "gain": gain(tables["first"], tables["best"]) if round is None else None}
+
+
+# ---------------------------------------------------------------- entry points (files and batch folders)
+
+def summarize_file(kind: str, path: Path, group_by: Sequence[str] | None = None,
+                   hard_column: str | None = None) -> dict:
+    """The table for one scores file (default group: states_of_matter, else main_category, when present)."""
+    kind = check_kind(kind)
+    if kind == "auto":
+        raise InputError("KIND auto works on a batch directory; for a scores file name the benchmark: "
+                         "videophy, videophy2 or phygenbench")
+    rows = read_rows(path, where=WHERE)
+    if kind == "phygenbench":
+        return {**phygenbench_table(rows), "file": str(path)}
+    groups = default_groups(rows) if group_by is None else list(group_by)
+    table = videophy_table(rows, groups) if kind == "videophy" else videophy2_table(rows, groups, hard_column)
+    return {**table, "file": str(path)}
+
+
+def run_metrics(kind: str, path: Path, group_by: list[str] | None = None, round: str | None = None,
+                hard_column: str | None = None) -> dict:
+    """``phyt2v metrics KIND PATH``: the tables for a scores file or a batch folder."""
+    path = Path(path)
+    kind = check_kind(kind.strip().lower())
+    if hard_column is not None and kind not in ("videophy2", "auto"):
+        raise InputError("--hard-column applies to videophy2 only")
+    if batchdir.is_batch_dir(path):
+        return summarize_batch(path, kind, group_by=group_by, round=round, hard_column=hard_column)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder but not a batch directory (no {batchdir.BATCH_FILE}); pass a "
+                         "scores file (.csv, .jsonl, .json) or the folder `phyt2v batch` printed")
+    if round is not None:
+        raise InputError("--round applies to a batch directory, not to a scores file")
+    if kind == "phygenbench" and group_by:
+        raise InputError("--group-by does not apply to phygenbench: its categories are fixed "
+                         "(Mechanics, Optics, Thermal, Material)")
+    return summarize_file(kind, path, group_by, hard_column)

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from phyt2v import metrics as M
 from phyt2v.cli import app
-from phyt2v.cli_metrics import read_rows, summarize_file
+from phyt2v.metrics import summarize_file
+from phyt2v.tables import read_rows
 from phyt2v.errors import InputError
 
 approx = pytest.approx

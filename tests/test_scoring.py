@@ -135,7 +135,7 @@ def run_cli():
     import typer
     from typer.testing import CliRunner
 
-    from phyt2v.cli_score import register
+    from phyt2v.cli.score import register
 
     app = typer.Typer()
 

@@ -7,16 +7,18 @@ from typing import Optional
 
 import typer
 
+from .options import out_opt
+
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         path: Path = typer.Argument(..., help="a run folder (from `phyt2v refine`) or a batch folder "
                                               "(from `phyt2v batch`)"),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="page to write (default: report.html inside "
-                                           "PATH; videos are linked relative to it, so keep it on this disk)"),
+        out: Optional[Path] = out_opt("page to write (default: report.html inside PATH; videos are linked "
+                                      "relative to it, so keep it on this disk)"),
     ) -> None:
         """Write an HTML report (scores per round, videos, prompt changes) that opens from file://."""
-        from .report import write_report
+        from ..report import write_report
 
         print(write_report(path, out))

@@ -14,70 +14,13 @@ from typing import Any, Optional
 
 import typer
 
-from .errors import InputError
+from ..errors import InputError
+from .options import ConfigOpt, PresetOpt, SetOpt, out_opt
 
 _EXTRA_COLUMNS = {
     "videocon": ["sa_pass", "pc_pass", "truncated"],
     "videophy2": ["sa_rating", "pc_rating", "rule_rating", "unparseable"],
 }
-_PROMPT_KEYS = ("prompt", "caption")
-_PATH_KEYS = ("video", "videopath", "path")
-
-
-def read_prompts_file(path: Path) -> list[dict[str, Any]]:
-    """Rows with ``prompt`` and optional ``video`` and ``rule``, from .txt (one prompt a line),
-    .csv (columns prompt|caption, video|videopath|path, rule) or .jsonl (same keys)."""
-    if not path.is_file():
-        raise InputError(f"prompts file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".jsonl", ".json"):
-        if suffix == ".csv":
-            raw = list(csv.DictReader(text.splitlines()))
-        else:
-            try:
-                raw = [json.loads(line) for line in text.splitlines() if line.strip()]
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}: line is not JSON ({e.msg}); use one JSON object per line") from None
-        rows = []
-        for n, r in enumerate(raw, 1):
-            prompt = next((r[k] for k in _PROMPT_KEYS if r.get(k)), None)
-            if prompt is None:
-                raise InputError(f"{path} row {n} has no prompt; give a 'prompt' or 'caption' column")
-            video = next((r[k] for k in _PATH_KEYS if r.get(k)), None)
-            if video is not None and not Path(video).is_absolute():
-                video = str(path.parent / video)
-            rows.append({"prompt": prompt, "video": video, "rule": r.get("rule") or None})
-        return rows
-    return [{"prompt": line, "video": None, "rule": None} for line in text.splitlines() if line.strip()]
-
-
-def match_items(videos: list[Path], prompt: str | None, prompts: Path | None, rule: str | None) -> list[tuple]:
-    """(video, prompt, rule) per video from the command line arguments."""
-    if prompt is not None and prompts is not None:
-        raise InputError("pass either --prompt or --prompts, not both")
-    if prompt is None and prompts is None:
-        raise InputError("pass --prompt TEXT (one prompt for every video) or --prompts FILE")
-    if prompt is not None:
-        if not videos:
-            raise InputError("no videos given: phyt2v score VIDEO... --prompt TEXT")
-        return [(v, prompt, rule) for v in videos]
-    rows = read_prompts_file(prompts)
-    with_paths = [r for r in rows if r["video"]]
-    if not videos:
-        if len(with_paths) != len(rows) or not rows:
-            raise InputError(f"{prompts} does not name a video on every row; add a 'video' column or "
-                             "pass the videos on the command line")
-        return [(Path(r["video"]), r["prompt"], r["rule"] or rule) for r in rows]
-    if with_paths:
-        by_name = {Path(r["video"]).name: r for r in with_paths}
-        missing = [v.name for v in videos if v.name not in by_name]
-        if missing:
-            raise InputError(f"{prompts} has no row for {', '.join(missing[:3])}")
-        return [(v, by_name[v.name]["prompt"], by_name[v.name]["rule"] or rule) for v in videos]
-    if len(rows) != len(videos):
-        raise InputError(f"{prompts} has {len(rows)} prompts for {len(videos)} videos; give one per video, in order")
-    return [(v, r["prompt"], r["rule"] or rule) for v, r in zip(videos, rows)]
 
 
 class RowWriter:
@@ -122,22 +65,22 @@ def register(app: typer.Typer) -> None:
         prompts: Optional[Path] = typer.Option(None, "--prompts", help="prompts file: .txt (one per video, in "
                                                "order), .csv or .jsonl (prompt|caption, video, rule columns)"),
         scorer: str = typer.Option("videocon", "--scorer", help="videocon | videophy2 | vlm-judge (or a plugin)"),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write rows to FILE.csv or FILE.jsonl"),
+        out: Optional[Path] = out_opt("also write rows to FILE.csv or FILE.jsonl"),
         rule: Optional[str] = typer.Option(None, "--rule", help="videophy2: also judge this physical rule "
                                            "(0 violated, 1 followed, 2 cannot tell); a 'rule' column sets one per video"),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="videos per forward pass"),
-        preset: Optional[str] = typer.Option(None, "--preset", "-p", help="preset name from configs/"),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
-        sets: Optional[list[str]] = typer.Option(None, "--set", help="override a config key, e.g. "
-                                                 "--set scorer.reference_truncation=true (repeatable)"),
+        preset: Optional[str] = PresetOpt,
+        config: Optional[Path] = ConfigOpt,
+        sets: Optional[list[str]] = SetOpt,
     ) -> int:
         """Score videos for semantic adherence (SA) and physical commonsense (PC)."""
         from rich.console import Console
         from rich.table import Table
 
-        from . import registry
-        from .config import load_config
-        from .scoring import score_videos
+        from .. import registry
+        from ..config import load_config
+        from ..prompt_files import match_items
+        from ..scoring import score_videos
 
         items = match_items(list(videos or []), prompt, prompts, rule)
         asked_rule = any(it[2] for it in items)

@@ -7,70 +7,15 @@ gain), or for one ``--round``. Definitions live in ``metrics.py``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import typer
 
-from . import batchdir
-from . import metrics as M
-from .errors import InputError
-
-
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a .csv, .jsonl or .json (a list of objects) file, each with ``_where`` = file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"file not found: {path}")
-    text = path.read_text(encoding="utf-8-sig")
-    if not text.strip():
-        raise InputError(f"{path} is empty; pass the scores file the evaluator wrote")
-    suffix, head = path.suffix.lower(), text.lstrip()[:1]
-    rows: list[dict] = []
-    if suffix == ".json" or (suffix not in (".csv", ".jsonl") and head == "["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path} line {e.lineno} is not valid JSON ({e.msg})") from None
-        if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
-            raise InputError(f"{path} must hold a JSON list of objects, one per video or prompt")
-        rows = [{**x, M.WHERE: f"{path} item index {i}"} for i, x in enumerate(data)]
-    elif suffix == ".jsonl" or (suffix != ".csv" and head == "{"):
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path} line {n} is not valid JSON ({e.msg}); write one object per line") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{path} line {n} is not a JSON object")
-            rows.append({**obj, M.WHERE: f"{path} line {n}"})
-    else:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        for r in reader:
-            rows.append({**{k: v for k, v in r.items() if k is not None}, M.WHERE: f"{path} line {reader.line_num}"})
-    if not rows:
-        raise InputError(f"{path} has no data rows (only a header?)")
-    return rows
-
-
-def summarize_file(kind: str, path: Path, group_by: Sequence[str] | None = None,
-                   hard_column: str | None = None) -> dict:
-    """The table for one scores file (default group: states_of_matter, else main_category, when present)."""
-    kind = M.check_kind(kind)
-    if kind == "auto":
-        raise InputError("KIND auto works on a batch directory; for a scores file name the benchmark: "
-                         "videophy, videophy2 or phygenbench")
-    rows = read_rows(path)
-    if kind == "phygenbench":
-        return {**M.phygenbench_table(rows), "file": str(path)}
-    groups = M.default_groups(rows) if group_by is None else list(group_by)
-    table = M.videophy_table(rows, groups) if kind == "videophy" else M.videophy2_table(rows, groups, hard_column)
-    return {**table, "file": str(path)}
+from .. import batchdir
+from .. import metrics as M
+from .options import json_opt
 
 
 # ---------------------------------------------------------------- rendering
@@ -153,24 +98,6 @@ def print_result(result: dict) -> None:
 
 # ---------------------------------------------------------------- command
 
-def run_metrics(kind: str, path: Path, group_by: list[str] | None = None, round: str | None = None,
-                hard_column: str | None = None) -> dict:
-    kind = M.check_kind(kind.strip().lower())
-    if hard_column is not None and kind not in ("videophy2", "auto"):
-        raise InputError("--hard-column applies to videophy2 only")
-    if batchdir.is_batch_dir(path):
-        return M.summarize_batch(path, kind, group_by=group_by, round=round, hard_column=hard_column)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder but not a batch directory (no {batchdir.BATCH_FILE}); pass a "
-                         "scores file (.csv, .jsonl, .json) or the folder `phyt2v batch` printed")
-    if round is not None:
-        raise InputError("--round applies to a batch directory, not to a scores file")
-    if kind == "phygenbench" and group_by:
-        raise InputError("--group-by does not apply to phygenbench: its categories are fixed "
-                         "(Mechanics, Optics, Thermal, Material)")
-    return summarize_file(kind, path, group_by, hard_column)
-
-
 def register(app: typer.Typer) -> None:
     @app.command("metrics")
     def metrics(
@@ -180,13 +107,13 @@ def register(app: typer.Typer) -> None:
                                                      "(repeatable; default states_of_matter or main_category)"),
         round_: Optional[str] = typer.Option(None, "--round", help="batch directory: first | best | N "
                                              "(default: round 1, best round and the gain)"),
-        as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON only"),
+        as_json: bool = json_opt("print machine-readable JSON only"),
         hard_column: Optional[str] = typer.Option(None, "--hard-column", help="videophy2: the column marking "
                                                   "the hard subset (default: is_hard / hard / hard_subset)"),
     ) -> None:
         """Benchmark metrics with the published definitions (VideoPhy, VideoPhy-2, PhyGenBench)."""
         groups = None if not group_by else [c.strip() for g in group_by for c in g.split(",") if c.strip()]
-        result = run_metrics(kind, path, groups, round_, hard_column)
+        result = M.run_metrics(kind, path, groups, round_, hard_column)
         if as_json:
             print(json.dumps(result, indent=2, ensure_ascii=False))
         else:

@@ -11,7 +11,9 @@ from typing import Any, Optional
 
 import typer
 
-from .errors import InputError
+from ..errors import InputError
+from .options import (ConfigOpt, PresetOpt, RoundsOpt, SeedOpt, SetOpt, ThresholdOpt, build_config, err,
+                      out, out_opt)
 
 
 def _summary_lines(s: Any) -> list[str]:
@@ -27,8 +29,6 @@ def _summary_lines(s: Any) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    from .cli import ConfigOpt, PresetOpt, RoundsOpt, SeedOpt, SetOpt, ThresholdOpt, build_config, err, out
-
     @app.command("batch")
     def batch(
         source: str = typer.Argument(..., help="videophy | videophy2 | phygenbench, or a .txt/.csv/.jsonl file"),
@@ -42,8 +42,7 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="only the first N prompts"),
         shard: Optional[str] = typer.Option(None, "--shard", help="run shard i of n (i/n, from 0); under "
                                             "accelerate launch / torchrun the process rank is used"),
-        out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="parent folder of batch folders "
-                                               "(default ./runs)"),
+        out_dir: Optional[Path] = out_opt("parent folder of batch folders (default ./runs)"),
         preset: Optional[str] = PresetOpt,
         config: Optional[Path] = ConfigOpt,
         rounds: Optional[int] = RoundsOpt,
@@ -52,9 +51,9 @@ def register(app: typer.Typer) -> None:
         sets: Optional[list[str]] = SetOpt,
     ) -> None:
         """Run the refine loop over every prompt of SOURCE; resumable (rerun the same command), shardable."""
-        from .batch import Batch, distributed_shard, launched_world_size, parse_shard
-        from .progress import BatchProgress
-        from .sources import load_source
+        from ..batch import Batch, distributed_shard, launched_world_size, parse_shard
+        from ..progress import BatchProgress
+        from ..sources import load_source
 
         cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
         src = load_source(source, from_file=from_file, column=column, caption=caption, skip_bad=skip_bad)
@@ -75,7 +74,7 @@ def register(app: typer.Typer) -> None:
             err.print("[yellow]smoke preset: tiny random-weight models, the scores are meaningless.[/yellow]")
         label = f"[{sh}] " if sh is not None and sh.count > 1 else ""
         with BatchProgress(err, cfg, label=label) as prog:
-            from .loop import Refiner
+            from ..loop import Refiner
 
             b = Batch(src, cfg, limit=limit, shard=sh, refiner=Refiner(cfg, on_event=prog.on_refine_event),
                       on_event=prog.on_batch_event)
@@ -99,25 +98,3 @@ def register(app: typer.Typer) -> None:
             err.print(f"[red]{len(summary.failed)} prompt(s) failed[/red]; run the same command again to retry "
                       "them (finished prompts are not rerun)", highlight=False)
             raise typer.Exit(1)
-
-    @app.command("export")
-    def export_cmd(
-        batch_dir: Path = typer.Argument(..., help="a batch folder (printed by `phyt2v batch`)"),
-        fmt: str = typer.Option(..., "--format", "-f", help="videophy-eval | phygenbench | vbench | preference"),
-        which: str = typer.Option("best", "--round", help="which round's video: first | best | N"),
-        dest: Optional[Path] = typer.Option(None, "--out", "-o", help="file or folder to write "
-                                            "(default BATCH_DIR/exports/...)"),
-        name: Optional[str] = typer.Option(None, "--name", help="phygenbench: the model folder name "
-                                           "(default phyt2v-<generator>)"),
-    ) -> None:
-        """Write a batch's videos in the layout of another evaluator or trainer."""
-        from .export import export
-
-        res = export(batch_dir, fmt, out=dest, which=which, name=name)
-        for s in res.skipped[:10]:
-            err.print(f"[yellow]skipped[/yellow] {s}", highlight=False)
-        if res.missing:
-            shown = ", ".join(res.missing[:8]) + (" ..." if len(res.missing) > 8 else "")
-            err.print(f"[yellow]{len(res.missing)} prompt(s) have no finished, scored video and were left "
-                      f"out[/yellow]: {shown}", highlight=False, soft_wrap=True)
-        out.print(f"exported {res.exported} prompt(s) to {res.path}", soft_wrap=True, highlight=False)

@@ -1,0 +1,51 @@
+"""``phyt2v presets | backends | doctor``: what is available, without running anything."""
+
+from __future__ import annotations
+
+import typer
+
+from .options import out
+
+
+def presets() -> None:
+    """List the presets in configs/."""
+    from rich.table import Table
+
+    from ..config import load_config, preset_names
+
+    t = Table("preset", "generator", "llm", "captioner", "scorer", "rounds")
+    notes = []
+    for name in preset_names():
+        c = load_config(name)
+        t.add_row(name, c.generator.model, c.llm.backend, c.captioner.model, c.scorer.backend,
+                  str(c.loop.max_rounds))
+        notes.append(f"[bold]{name}[/bold]: {c.note or ''}")
+    out.print(t)
+    for n in notes:
+        out.print(n, highlight=False)
+
+
+def backends() -> None:
+    """List the backends per role (built-in and plugins from the `phyt2v.backends` entry points)."""
+    from rich.table import Table
+
+    from .. import registry
+
+    t = Table("role", "backend", "source", "description")
+    for role in registry.ROLES:
+        for name, target in sorted(registry.available(role).items()):
+            src = "built-in" if isinstance(target, str) else f"plugin ({target.value})"
+            t.add_row(role, name, src, registry.DESCRIPTIONS.get(f"{role}:{name}", ""))
+    out.print(t)
+
+
+def doctor() -> None:
+    """What this machine can run: CUDA and free VRAM, packages, keys set (never values), caches, presets."""
+    from ..doctor import report
+
+    out.print(report())
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (presets, backends, doctor):
+        app.command()(fn)

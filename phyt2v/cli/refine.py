@@ -1,0 +1,99 @@
+"""``phyt2v refine PROMPT`` (the loop) and ``phyt2v enhance PROMPT`` (rules + one rewrite, no video)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ..errors import Phyt2vError
+from .options import (ConfigOpt, FreshOpt, PresetOpt, RoundsOpt, SeedOpt, SetOpt, ThresholdOpt, build_config,
+                      err, json_opt, out, out_opt)
+
+
+def refine(
+    prompt: str = typer.Argument(..., help="what the video should show"),
+    preset: Optional[str] = PresetOpt,
+    config: Optional[Path] = ConfigOpt,
+    rounds: Optional[int] = RoundsOpt,
+    threshold: Optional[float] = ThresholdOpt,
+    seed: Optional[int] = SeedOpt,
+    out_dir: Optional[Path] = out_opt("runs folder (default ./runs)"),
+    sets: Optional[list[str]] = SetOpt,
+    fresh: bool = FreshOpt,
+    as_json: bool = json_opt("print the run record as JSON at the end"),
+) -> None:
+    """Run the PhyT2V loop on PROMPT: generate, caption, score, refine; keep the best round."""
+    from ..loop import Refiner
+    from ..progress import RefineProgress, rounds_table
+
+    cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
+    if cfg.generator.model == "tiny":
+        err.print("[yellow]smoke preset: tiny random-weight models, the videos are noise and the scores "
+                  "are meaningless; this only checks the install.[/yellow]")
+    with RefineProgress(err, cfg) as prog:
+        refiner = Refiner(cfg, on_event=prog.on_event)
+        try:
+            result = refiner.refine(prompt, fresh=fresh)
+        except Phyt2vError:
+            prog.stop()
+            _print_partial(refiner, prompt)
+            raise
+    if as_json:
+        print(result.record.model_dump_json(indent=2))  # plain: no wrapping inside strings
+        return
+    out.print(rounds_table(result.record))
+    best = result.best
+    if best is not None:
+        out.print(f"best round: {best.index} (score {best.scores.score:.3f}), stop: {result.stop_reason}")
+        out.print(f"best video: {result.best_video}", soft_wrap=True, highlight=False)
+    out.print(f"run folder: {result.run_dir}", soft_wrap=True, highlight=False)
+
+
+def _print_partial(refiner: Any, prompt: str) -> None:
+    from ..loop import validate_prompt
+    from ..progress import rounds_table
+    from ..record import RunStore
+
+    try:
+        rec = RunStore(refiner.out / refiner.run_id(validate_prompt(prompt))).load()
+    except Exception:
+        return
+    if rec is not None and any(r.scores for r in rec.rounds):
+        err.print(rounds_table(rec))
+        err.print(f"finished rounds are kept in {refiner.out / rec.run_id}")
+
+
+def enhance(
+    prompt: str = typer.Argument(..., help="the prompt to make physics-aware"),
+    preset: Optional[str] = PresetOpt,
+    config: Optional[Path] = ConfigOpt,
+    sets: Optional[list[str]] = SetOpt,
+    as_json: bool = json_opt("print rules and prompt as JSON"),
+) -> None:
+    """Step 1 (physical rules) + one step-back rewrite, no video: for closed video models."""
+    import json
+
+    from ..loop import Refiner
+
+    cfg = build_config(preset, config, sets, command="enhance")
+    with err.status("asking the LLM for the physical rules and a step-back rewrite ..."):
+        res = Refiner(cfg).enhance(prompt)
+    if as_json:
+        print(json.dumps({"prompt": res.prompt, "rules": res.rules.model_dump(),
+                          "principle": res.refinement.principle, "enhanced": res.refinement.prompt},
+                         indent=2, ensure_ascii=False))
+        return
+    out.print("[bold]objects:[/bold] " + ", ".join(res.rules.objects))
+    out.print("[bold]rules:[/bold]")
+    for r in res.rules.rules:
+        out.print(f"  - {r}")
+    out.print(f"[bold]principle:[/bold] {res.refinement.principle}")
+    out.print("[bold]enhanced prompt:[/bold]")
+    out.print(res.refinement.prompt, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(refine)
+    app.command()(enhance)
