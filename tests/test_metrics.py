@@ -71,7 +71,7 @@ def test_videophy_errors(tmp_path):
     with pytest.raises(InputError, match="no physical commonsense column.*columns present are: caption, sa"):
         M.videophy_table([{"caption": "x", "sa": 1}])
     p = write(tmp_path / "bad.csv", "caption,sa,pc\nx,0.2,0.3\ny,1.7,0.1\n")
-    with pytest.raises(InputError, match=r"bad.csv line 3: sa = '1.7' is not a probability"):
+    with pytest.raises(InputError, match=r"bad.csv:3: sa = '1.7' is not a probability"):
         summarize_file("videophy", p)
     with pytest.raises(InputError, match="is empty"):
         read_rows(write(tmp_path / "e.csv", ""))
@@ -116,7 +116,7 @@ def test_videophy2_hard_column_option_and_none(tmp_path):
 @pytest.mark.parametrize("bad", ["4.5", "6", "0", "abc", ""])
 def test_videophy2_bad_rating_names_file_and_line(tmp_path, bad):
     p = write(tmp_path / "v2.csv", f"caption,sa,pc\nx,4,4\ny,3,{bad}\n")
-    with pytest.raises(InputError, match=r"v2.csv line 3: pc = .* is not an integer rating 1\.\.5"):
+    with pytest.raises(InputError, match=r"v2.csv:3: pc = .* is not an integer rating 1\.\.5"):
         summarize_file("videophy2", p)
 
 
