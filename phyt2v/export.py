@@ -28,6 +28,7 @@ from typing import Any
 
 from . import batchdir
 from .errors import InputError
+from .paths import ensure_dir, ensure_file_parent
 from .record import atomic_write_text
 
 FORMATS = ("videophy-eval", "phygenbench", "vbench", "preference")
@@ -85,6 +86,14 @@ def export(batch_dir: str | Path, fmt: str, *, out: str | Path | None = None, wh
     default = batch_dir / "exports" / {"videophy-eval": f"videophy-eval-{tag}.csv",
                                        "preference": "preference.jsonl"}.get(fmt, f"{fmt}-{tag}")
     dest = Path(out) if out is not None else default
+    if fmt == "phygenbench" and header.get("source", {}).get("kind") != "phygenbench":
+        raise InputError(f"{batch_dir} ran on '{header.get('source', {}).get('name')}', not phygenbench: "
+                         "PhyGenEval numbers videos by their position in PhyGenBench's prompts.json. Run "
+                         "`phyt2v batch phygenbench` for it, or export this batch as videophy-eval or vbench")
+    if fmt in ("videophy-eval", "preference"):
+        ensure_file_parent(dest)
+    else:
+        ensure_dir(dest)
     if fmt == "preference":
         return _preference(batch_dir, dest)
     rows, missing = _chosen(batch_dir, which)
@@ -98,10 +107,6 @@ def export(batch_dir: str | Path, fmt: str, *, out: str | Path | None = None, wh
         atomic_write_text(dest, buf.getvalue())
         res.exported = len(rows)
     elif fmt == "phygenbench":
-        if header.get("source", {}).get("kind") != "phygenbench":
-            raise InputError(f"{batch_dir} ran on '{header.get('source', {}).get('name')}', not phygenbench: "
-                             "PhyGenEval numbers videos by their position in PhyGenBench's prompts.json. Run "
-                             "`phyt2v batch phygenbench` for it, or export this batch as videophy-eval or vbench")
         folder = dest / (name or _model_name(header))
         for line, _, video in rows:
             place(video, folder / f"output_video_{line['index'] + 1}.mp4")

@@ -88,9 +88,7 @@ class RefineProgress:
                 d = ev.data
                 self.progress.console.print(f"round {ev.round}: SA {d['sa']:.3f}  PC {d['pc']:.3f}  "
                                             f"score {d['score']:.3f}")
-        elif ev.kind == "warning":
-            self.progress.console.print(f"[yellow]warning:[/yellow] {ev.data.get('message', '')}",
-                                        highlight=False)
+        # "warning" events are not printed here: the loop also logs each one, and the CLI prints the log.
         elif ev.kind == "run_start":
             d = ev.data
             if d.get("resumed"):

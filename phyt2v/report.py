@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from . import batchdir
 from .errors import InputError, first_line
+from .paths import ensure_file_parent
 from .record import atomic_write_text
 from .schemas import RoundRecord, RoundScores, RunRecord, StepError
 
@@ -399,14 +400,13 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
     target = Path(out) if out is not None else p / REPORT_NAME
     if target.is_dir():
         target = target / REPORT_NAME
-    page_dir = target.resolve().parent
-    if batchdir.is_batch_dir(p):
-        text = batch_page(p.resolve(), page_dir)
-    elif (p / "run.json").is_file():
-        text = run_page(p.resolve(), page_dir)
-    else:
+    is_batch = batchdir.is_batch_dir(p)
+    if not is_batch and not (p / "run.json").is_file():
         raise InputError(f"{p} is neither a run folder (no run.json) nor a batch folder (no batch.json); pass the "
                          "folder that `phyt2v refine` or `phyt2v batch` printed")
+    ensure_file_parent(target)
+    page_dir = target.resolve().parent
+    text = batch_page(p.resolve(), page_dir) if is_batch else run_page(p.resolve(), page_dir)
     atomic_write_text(target, text)
     return target
 

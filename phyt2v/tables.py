@@ -53,6 +53,9 @@ def read_bytes(path: Path) -> bytes:
 
 def decode(data: bytes, path: Path) -> str:
     """UTF-8 text (a BOM is dropped); a binary or other-encoding file is an InputError with its line."""
+    if b"\0" in data[:8192]:
+        raise InputError(f"{Path(path).name}: not a text file (it holds NUL bytes: a video or other binary "
+                         "file, or UTF-16 text); pass a UTF-8 .csv, .jsonl, .json or .txt file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

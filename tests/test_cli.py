@@ -106,3 +106,62 @@ def test_batch_bad_input(tmp_path):
 
 def test_export_bad_input(tmp_path):
     assert_clean_error(run("export", str(tmp_path), "--format", "videophy-eval"), "not a batch directory", code=2)
+
+
+def test_out_that_cannot_be_a_folder_is_exit_2(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args in (("refine", "a ball falls", "--preset", "smoke", "--out", str(afile)),
+                 ("refine", "a ball falls", "--preset", "smoke", "--out", str(afile / "sub")),
+                 ("batch", str(afile), "--preset", "smoke", "--out", str(afile))):
+        assert_clean_error(run(*args), f"{afile} is a file, not a folder", code=2)
+    p = run("score", str(afile), "--prompt", "x", "--out", str(tmp_path))
+    assert_clean_error(p, "use a .csv or .jsonl file name", code=2)
+
+
+def test_out_in_a_place_that_cannot_be_written_is_exit_2(tmp_path):
+    import pathlib
+
+    target = pathlib.Path("/sys/phyt2v-test-out")  # sysfs refuses new folders, even to root
+    try:
+        target.mkdir()
+    except OSError:
+        pass
+    else:
+        target.rmdir()
+        import pytest
+
+        pytest.skip("this system lets /sys be written")
+    p = run("refine", "a ball falls", "--preset", "smoke", "--out", str(target / "runs"))
+    assert_clean_error(p, "cannot create the folder", str(target), code=2)
+    p = run("score", str(tmp_path / "v.mp4"), "--prompt", "x", "--out", str(target / "s.csv"))
+    assert_clean_error(p, "cannot create the folder", code=2)
+
+
+def test_metrics_on_a_video_is_one_line_exit_2(shared_dir):
+    video = next((shared_dir / "videos").glob("*.mp4"))
+    p = run("metrics", "videophy", str(video))
+    assert_clean_error(p, f"{video.name}: not a text file", code=2)
+    assert len(p.stderr.strip().splitlines()) <= 3
+
+
+def test_score_offline_fails_at_once_naming_the_download(tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    p = run("score", str(tmp_path / "v.mp4"), "--prompt", "x", "--set", "scorer.model=someone/absent-model",
+            env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")})
+    assert time.monotonic() - t0 < 15  # the process start included; the hub's retries took ~25 s
+    assert_clean_error(p, "'someone/absent-model'", "HF_HUB_OFFLINE", "hf download someone/absent-model", code=1)
+
+
+def test_each_warning_is_printed_once(tmp_path):
+    # The cheapest real run that warns: the smoke preset with a generator that fails to load leaves a
+    # failed run folder; --fresh moves it aside with a warning (the loop both logs it and emits an event).
+    args = ("refine", "A ball falls on the floor and bounces twice.", "--preset", "smoke", "--out", str(tmp_path),
+            "--set", f"generator.model={tmp_path / 'absent'}")
+    assert_clean_error(run(*args, timeout=300), "generator model path not found", code=1)
+    p = run(*args, "--fresh", timeout=300)
+    text = " ".join(p.stderr.split())
+    assert text.count("--fresh: the earlier run was moved") == 1, p.stderr
+    assert "generator model path not found" in text

@@ -36,7 +36,8 @@ def test_json_list_lines_and_jsonl(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, msg", [
-    ("clip.csv", b"\x00\x00\x00\x18ftypmp42\xff\xfe", r"clip.csv:1: not UTF-8 text \(byte 0xff\)"),
+    ("clip.csv", b"\x00\x00\x00\x18ftypmp42\xff\xfe", "clip.csv: not a text file"),
+    ("latin.csv", "a,b\nc,caf\xe9\n".encode("latin-1"), r"latin.csv:2: not UTF-8 text \(byte 0xe9\)"),
     ("empty.jsonl", b"\xef\xbb\xbf\n  \n", "is empty"),
     ("head.csv", b"a,b\n", "has no data rows"),
 ])

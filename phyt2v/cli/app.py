@@ -31,12 +31,30 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def _setup_logging() -> None:
-    from rich.logging import RichHandler
+class _ConsoleHandler(logging.Handler):
+    """Prints each log record as one ``warning: ...`` (or ``error:``/``info:``) line on stderr.
 
+    The CLI's only printer of warnings: the loop's "warning" events are logged too, so the progress
+    display leaves them to this handler and each warning is printed once.
+    """
+
+    STYLES = {"warning": "yellow", "error": "red", "critical": "red"}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from rich.text import Text
+
+            level = record.levelname.lower()
+            err.print(Text.assemble((f"{level}: ", self.STYLES.get(level, "")), self.format(record)),
+                      highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
+
+
+def _setup_logging() -> None:
     lg = logging.getLogger("phyt2v")
     if not lg.handlers:
-        h = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+        h = _ConsoleHandler()
         h.setFormatter(logging.Formatter("%(message)s"))
         lg.addHandler(h)
         lg.setLevel(logging.INFO if os.environ.get("PHYT2V_VERBOSE") else logging.WARNING)

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import InputError
+from ..paths import ensure_dir
 from .options import (ConfigOpt, PresetOpt, RoundsOpt, SeedOpt, SetOpt, ThresholdOpt, build_config, err,
                       out, out_opt)
 
@@ -56,6 +57,7 @@ def register(app: typer.Typer) -> None:
         from ..sources import load_source
 
         cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
+        ensure_dir(cfg.out)
         src = load_source(source, from_file=from_file, column=column, caption=caption, skip_bad=skip_bad)
         for msg in src.skipped[:20]:
             err.print(f"[yellow]skipped[/yellow] {msg}", highlight=False)

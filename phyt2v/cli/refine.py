@@ -8,6 +8,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import Phyt2vError
+from ..paths import ensure_dir
 from .options import (ConfigOpt, FreshOpt, PresetOpt, RoundsOpt, SeedOpt, SetOpt, ThresholdOpt, build_config,
                       err, json_opt, out, out_opt)
 
@@ -29,6 +30,7 @@ def refine(
     from ..progress import RefineProgress, rounds_table
 
     cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
+    ensure_dir(cfg.out)
     if cfg.generator.model == "tiny":
         err.print("[yellow]smoke preset: tiny random-weight models, the videos are noise and the scores "
                   "are meaningless; this only checks the install.[/yellow]")

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import InputError
+from ..paths import ensure_file_parent
 from .options import ConfigOpt, PresetOpt, SetOpt, out_opt
 
 _EXTRA_COLUMNS = {
@@ -29,9 +30,12 @@ class RowWriter:
     def __init__(self, path: Path, columns: list[str]):
         if path.suffix.lower() not in (".csv", ".jsonl"):
             raise InputError(f"--out {path}: use a .csv or .jsonl file name")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_file_parent(path)
         self.path, self.columns = path, columns
-        self.fh = path.open("w", encoding="utf-8", newline="")
+        try:
+            self.fh = path.open("w", encoding="utf-8", newline="")
+        except OSError as err:
+            raise InputError(f"--out {path}: cannot write ({err.strerror or err}); pass another file name") from None
         self.csv = None
         if path.suffix.lower() == ".csv":
             self.csv = csv.DictWriter(self.fh, fieldnames=columns, extrasaction="ignore")
