@@ -1,19 +1,23 @@
 """``phyt2v report``: one self-contained HTML page for a run or a batch directory.
 
-The page has inline CSS, JS and SVG and makes no network request; videos are linked by paths relative to
-the page, so it works opened from ``file://`` as long as it stays where it was written (by default
-``report.html`` inside the run or batch directory). All user and model text is HTML-escaped.
+This module turns records into plain values; the Jinja2 templates in ``templates/`` (autoescaped: all
+user and model text is HTML-escaped) lay them out, and ``report.css``/``report.js`` beside them are
+inlined at render time. The page makes no network request; videos are linked by paths relative to the
+page, so it works opened from ``file://`` as long as it stays where it was written (by default
+``report.html`` inside the run or batch directory).
 """
 
 from __future__ import annotations
 
 import difflib
-import html
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from markupsafe import Markup, escape
 
 from . import batchdir
 from .errors import InputError, first_line
@@ -27,65 +31,30 @@ METRIC_ORDER = ("n", "sa", "pc", "joint", "score", "sa_mean", "pc_mean")
 METRIC_LABELS = {"n": "n", "sa": "SA", "pc": "PC", "joint": "SA & PC", "score": "score",
                  "sa_mean": "SA mean", "pc_mean": "PC mean"}
 
-CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;padding:1em 1.5em;max-width:1600px;color:#1f2937}
-h1{font-size:1.35em;margin:.2em 0 .5em}h2{font-size:1.15em;margin:1.6em 0 .4em}h3{font-size:1em;margin:0}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d1d5db;padding:.25em .55em;vertical-align:top}
-th{background:#f3f4f6;text-align:left;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.sortable th{cursor:pointer}dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.1em 1em}
-dl.meta dt{color:#6b7280}dl.meta dd{margin:0}.note{color:#6b7280;font-size:.9em}
-.error{background:#fef2f2;border:1px solid #dc2626;color:#991b1b;padding:.5em .8em;border-radius:4px;margin:.5em 0}
-.status-failed,.status-interrupted{color:#dc2626;font-weight:600}.status-finished{color:#059669;font-weight:600}
-.rounds{display:flex;gap:1em;overflow-x:auto;padding-bottom:.6em;align-items:flex-start}
-.card{flex:0 0 330px;border:1px solid #d1d5db;border-radius:6px;padding:.6em;background:#fff}
-.card.best{border:2px solid #059669}
-.badge{background:#059669;color:#fff;border-radius:3px;padding:0 .4em;font-size:.8em}
-.card video,.novideo{width:100%;aspect-ratio:3/2;background:#111;image-rendering:pixelated;margin:.4em 0;display:block}
-.novideo{color:#ccc;display:flex;align-items:center;justify-content:center;font-size:.9em}
-.scores{font-variant-numeric:tabular-nums;font-weight:600}.label{color:#6b7280;font-size:.85em;margin-top:.5em}
-.prompt{background:#f9fafb;padding:.3em .5em;border-radius:4px;margin:.2em 0}
-ins{background:#bbf7d0;text-decoration:none}del{background:#fecaca;color:#7f1d1d}
-.scroll{overflow-x:auto}ul{margin:.2em 0;padding-left:1.2em}pre{white-space:pre-wrap;font-size:.85em}
-.chart{margin:.5em 0 0}button.play-all{margin:.6em 0}
-.chart text{font-size:11px;fill:#4b5563}.legend span{margin-right:1em;font-weight:600}
-section.prompt-run{border-top:2px solid #e5e7eb;margin-top:1.5em}.chip{background:#e5e7eb;border-radius:3px;
-padding:0 .35em;margin-right:.3em;font-size:.85em;white-space:nowrap}
-"""
-
-JS = """
-document.querySelectorAll('table.sortable').forEach(function (table) {
-  table.querySelectorAll('th').forEach(function (th, col) {
-    th.addEventListener('click', function () {
-      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-      var dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
-      var key = function (r) { var c = r.cells[col]; return c ? (c.dataset.sort || c.textContent) : ''; };
-      rows.sort(function (a, b) {
-        var x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
-        if (!isNaN(nx) && !isNaN(ny)) return dir * (nx - ny);
-        return dir * x.localeCompare(y);
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-});
-document.querySelectorAll('button.play-all').forEach(function (b) {
-  b.addEventListener('click', function () {
-    var vids = b.closest('.run').querySelectorAll('video'), play = b.textContent.indexOf('play') === 0;
-    vids.forEach(function (v) { if (play) { v.currentTime = 0; v.play().catch(function () {}); } else v.pause(); });
-    b.textContent = play ? 'pause all videos' : 'play all videos';
-  });
-});
-document.body.dataset.ready = '1';
-"""
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def esc(x: Any) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
+@lru_cache(maxsize=1)
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.globals.update(css=Markup(_asset("report.css")), js=Markup(_asset("report.js")))
+    return env
+
+
+def _asset(name: str) -> str:
+    return (_TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def render(template: str, **context: Any) -> str:
+    return _env().get_template(template).render(**context)
 
 
 def num(v: Any, signed: bool = False) -> str:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return "–" if v is None else esc(v)
+        return "–" if v is None else str(v)
     if isinstance(v, int):
         return f"{v:+d}" if signed else str(v)
     return f"{v:+.3f}" if signed else f"{v:.3f}"
@@ -95,21 +64,21 @@ def anchor(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
 
 
-def word_diff(old: str | None, new: str) -> str:
-    """``new`` as HTML, with the words changed since ``old`` in ``<ins>``/``<del>``."""
+def word_diff(old: str | None, new: str) -> Markup:
+    """``new`` as escaped HTML, with the words changed since ``old`` in ``<ins>``/``<del>``."""
     if old is None or old == new:
-        return esc(new)
+        return escape(new)
     a, b = old.split(), new.split()
     out = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op == "equal":
-            out.append(esc(" ".join(b[j1:j2])))
+            out.append(escape(" ".join(b[j1:j2])))
             continue
         if i2 > i1:
-            out.append(f"<del>{esc(' '.join(a[i1:i2]))}</del>")
+            out.append(Markup("<del>%s</del>") % " ".join(a[i1:i2]))
         if j2 > j1:
-            out.append(f"<ins>{esc(' '.join(b[j1:j2]))}</ins>")
-    return " ".join(out)
+            out.append(Markup("<ins>%s</ins>") % " ".join(b[j1:j2]))
+    return Markup(" ").join(out)
 
 
 def rel_url(target: Path, page_dir: Path) -> str:
@@ -147,12 +116,12 @@ def record_from_line(line: dict[str, Any], run_dir: Path, batch_dir: Path) -> Ru
                      error=step_error(err) if err else None)
 
 
-# ---------------------------------------------------------------- rendering
+# ---------------------------------------------------------------- what the templates show
 
-def chart_svg(rounds: list[RoundRecord], best: int | None, prefix: str) -> str:
+def chart_view(rounds: list[RoundRecord], best: int | None, prefix: str) -> dict[str, Any] | None:
     """Scores per round (y from 0 to 1), best round marked; each point links to its round card."""
     if not any(r.scores for r in rounds):
-        return '<p class="note">no scored round yet</p>'
+        return None
     w, h, left, right, top, bottom = 440, 190, 36, 36, 14, 28
     ks = [r.index for r in rounds]
     lo, hi = min(ks), max(ks)
@@ -163,107 +132,51 @@ def chart_svg(rounds: list[RoundRecord], best: int | None, prefix: str) -> str:
     def y(v: float) -> float:
         return top + (h - top - bottom) * (1 - max(0.0, min(1.0, v)))
 
-    parts = [f'<svg class="chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-             f'aria-label="scores per round">']
-    for g in (0, .25, .5, .75, 1):
-        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{y(g):.1f}" y2="{y(g):.1f}" stroke="#e5e7eb"/>'
-                     f'<text x="{left - 4}" y="{y(g) + 4:.1f}" text-anchor="end">{g:g}</text>')
-    parts += [f'<text x="{x(k):.1f}" y="{h - 10}" text-anchor="middle">round {k}</text>' for k in ks]
-    if best in ks:
-        parts.append(f'<line class="best-mark" x1="{x(best):.1f}" x2="{x(best):.1f}" y1="{top - 4}" '
-                     f'y2="{h - bottom}" stroke="#059669" stroke-dasharray="4 3"/>'
-                     f'<text x="{x(best) + 3:.1f}" y="{top - 3}" fill="#059669">best</text>')
+    series = []
     for key, label, color in SERIES:
         pts = [(r.index, getattr(r.scores, key)) for r in rounds if r.scores]
-        if len(pts) > 1:
-            xy = " ".join(f"{x(k):.1f},{y(v):.1f}" for k, v in pts)
-            parts.append(f'<polyline class="series-{key}" points="{xy}" fill="none" stroke="{color}" '
-                         'stroke-width="2"/>')
-        parts += [f'<a href="#{prefix}r{k}"><circle cx="{x(k):.1f}" cy="{y(v):.1f}" r="3.5" fill="{color}">'
-                  f'<title>round {k} {label} {v:.3f}</title></circle></a>' for k, v in pts]
-    legend = "".join(f'<span style="color:{c}">— {lab}</span>' for _, lab, c in SERIES)
-    return "".join(parts) + f'</svg><div class="legend">{legend}</div>'
+        series.append({"key": key, "label": label, "color": color,
+                       "points": " ".join(f"{x(k):.1f},{y(v):.1f}" for k, v in pts) if len(pts) > 1 else "",
+                       "dots": [{"k": k, "x": f"{x(k):.1f}", "y": f"{y(v):.1f}", "v": f"{v:.3f}"} for k, v in pts]})
+    return {"w": w, "h": h, "x0": left, "x1": w - right, "prefix": prefix, "tick_y": h - 10,
+            "grid": [{"y": f"{y(g):.1f}", "ty": f"{y(g) + 4:.1f}", "label": f"{g:g}"} for g in (0, .25, .5, .75, 1)],
+            "ticks": [{"k": k, "x": f"{x(k):.1f}"} for k in ks],
+            "best": {"x": f"{x(best):.1f}", "tx": f"{x(best) + 3:.1f}", "y1": top - 4, "y2": h - bottom,
+                     "ty": top - 3} if best in ks else None,
+            "series": series}
 
 
-def error_html(err: StepError | None) -> str:
-    if err is None:
-        return ""
-    step = f" at step <b>{esc(err.step)}</b>" if err.step else ""
-    s = f'<div class="error">failed{step}: {esc(err.kind)}: {esc(err.message)}'
-    if err.expected:
-        s += f'<div>expected fields: {esc(", ".join(err.expected))}</div>'
-    if err.raw:
-        s += f'<details><summary>raw model output</summary><pre>{esc(err.raw)}</pre></details>'
-    return s + "</div>"
-
-
-def card_html(r: RoundRecord, prev: str | None, best: int | None, run_dir: Path, page_dir: Path, prefix: str) -> str:
-    k, is_best = r.index, r.index == best
-    s = [f'<div class="card{" best" if is_best else ""}" id="{prefix}r{k}"><h3>Round {k} '
-         f'{"<span class=badge>best</span>" if is_best else ""}</h3>']
+def card_view(r: RoundRecord, prev: str | None, best: int | None, run_dir: Path, page_dir: Path,
+              prefix: str) -> dict[str, Any]:
     v = run_dir / r.video if r.video else None
-    if v is not None and v.is_file():
-        s.append(f'<video controls muted loop playsinline preload="metadata" '
-                 f'src="{esc(rel_url(v, page_dir))}"></video>')
-    else:
-        s.append(f'<div class="novideo">{"video not found: " + esc(r.video) if r.video else "no video"}</div>')
-    if r.scores:
-        s.append('<div class="scores">' + " · ".join(f"{lab} {num(getattr(r.scores, key))}" for key, lab, _ in SERIES)
-                 + '</div><div class="note">' + ", ".join(f"{esc(a)} {num(b)}" for a, b in r.scores.extra.items())
-                 + "</div>")
-    else:
-        s.append('<div class="note">not scored</div>')
     tokens = f" · {r.prompt_tokens} tokens" if r.prompt_tokens is not None else ""
     tokens += " (over the token budget)" if r.over_budget else ""
-    s.append(f'<div class="label">prompt{f" (changes from round {k - 1})" if prev else ""}{tokens}</div>'
-             f'<div class="prompt">{word_diff(prev, r.prompt)}</div>')
-    if r.caption is not None:
-        s.append(f'<div class="label">caption</div><div>{esc(r.caption)}</div>')
-    if r.mismatch is not None:
-        items = "".join(f"<li>{esc(m)}</li>" for m in r.mismatch.mismatches) or "<li><i>none</i></li>"
-        s.append(f'<div class="label">mismatches</div><ul class="mismatches">{items}</ul>'
-                 f'<details><summary>mismatch reasoning</summary>{esc(r.mismatch.reasoning)}</details>')
-    if r.refinement is not None:
-        s.append(f'<details><summary>step-back principle</summary>{esc(r.refinement.principle)}</details>')
-    if r.timings:
-        s.append('<div class="note">' + " · ".join(f"{esc(a.removesuffix('_s'))} {b:.2f} s"
-                                                   for a, b in r.timings.items()) + "</div>")
-    return "".join(s) + "</div>"
+    return {"k": r.index, "id": f"{prefix}r{r.index}", "best": r.index == best,
+            "video_src": rel_url(v, page_dir) if v is not None and v.is_file() else None,
+            "novideo": f"video not found: {r.video}" if r.video else "no video",
+            "scores": [(lab, num(getattr(r.scores, key))) for key, lab, _ in SERIES] if r.scores else None,
+            "extra": [(a, num(b)) for a, b in r.scores.extra.items()] if r.scores else [],
+            "has_prev": prev is not None, "tokens": tokens, "prompt_diff": word_diff(prev, r.prompt),
+            "caption": r.caption, "mismatch": r.mismatch,
+            "principle": r.refinement.principle if r.refinement is not None else None,
+            "timings": [(a.removesuffix("_s"), f"{b:.2f}") for a, b in (r.timings or {}).items()]}
 
 
-def run_html(rec: RunRecord, run_dir: Path, page_dir: Path, prefix: str) -> str:
-    """Facts, the error if any, the chart and the row of round cards of one run."""
-    facts = [("status", f'<span class="status-{esc(rec.status)}">{esc(rec.status)}</span>'),
-             ("best round", esc(rec.best_round or "–")), ("stop reason", esc(rec.stop_reason or "–")),
-             ("rounds", str(len(rec.rounds)))]
-    facts += [(f"{esc(role)} model", esc(m)) for role, m in rec.models.items()] + [("run", esc(rec.run_id))]
-    s = ['<div class="run"><dl class="meta">', "".join(f"<dt>{a}</dt><dd>{b}</dd>" for a, b in facts), "</dl>",
-         error_html(rec.error)]
-    if rec.rules:
-        items = "".join(f"<li>{esc(x)}</li>" for x in rec.rules.rules)
-        s.append(f'<details><summary>physical rules</summary><div>objects: {esc(", ".join(rec.rules.objects))}</div>'
-                 f'<ul>{items}</ul><div>expected: {esc(rec.rules.expected_outcome)}</div></details>')
-    s.append(chart_svg(rec.rounds, rec.best_round, prefix))
-    if any(r.video for r in rec.rounds):
-        s.append('<button class="play-all" type="button">play all videos</button>')
+def run_view(rec: RunRecord, run_dir: Path, page_dir: Path, prefix: str) -> dict[str, Any]:
+    """Facts, the error if any, the chart and the round cards of one run."""
+    facts = [("status", rec.status), ("best round", rec.best_round or "–"), ("stop reason", rec.stop_reason or "–"),
+             ("rounds", len(rec.rounds))]
+    facts += [(f"{role} model", m) for role, m in rec.models.items()] + [("run", rec.run_id)]
     prevs = [None] + [r.prompt for r in rec.rounds]
-    cards = "".join(card_html(r, p, rec.best_round, run_dir, page_dir, prefix) for r, p in zip(rec.rounds, prevs))
-    return "".join(s) + f'<div class="rounds">{cards}</div></div>'
-
-
-def page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
-            f'<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n<script>{JS}</script>\n'
-            f'</body></html>\n')
+    return {"facts": facts, "error": rec.error, "rules": rec.rules,
+            "chart": chart_view(rec.rounds, rec.best_round, prefix), "has_videos": any(r.video for r in rec.rounds),
+            "cards": [card_view(r, p, rec.best_round, run_dir, page_dir, prefix) for r, p in zip(rec.rounds, prevs)]}
 
 
 def run_page(run_dir: Path, page_dir: Path) -> str:
     rec = load_run(run_dir)
-    body = (f'<div class="note">phyt2v run report · config {esc(rec.config_hash)} · created {esc(rec.created)}'
-            f' · updated {esc(rec.updated)}</div><h1 class="run-prompt">{esc(rec.prompt)}</h1>'
-            + run_html(rec, run_dir, page_dir, "run-"))
-    return page(f"phyt2v run: {rec.prompt}", body)
+    return render("run.html.j2", title=f"phyt2v run: {rec.prompt}", rec=rec,
+                  view=run_view(rec, run_dir, page_dir, "run-"))
 
 
 # ---------------------------------------------------------------- batch
@@ -300,7 +213,8 @@ def metric_keys(*stats: dict[str, Any]) -> list[str]:
     return [k for k in METRIC_ORDER if k in keys] + sorted(keys - set(METRIC_ORDER))
 
 
-def metrics_html(summary: dict[str, Any]) -> str:
+def metrics_view(summary: dict[str, Any]) -> dict[str, Any]:
+    """The round 1 / best / gain table: headers, and per row a label and its cells (formatted numbers)."""
     first, best = (summary["rounds"].get(w) or {} for w in ("first", "best"))
     gain = summary.get("gain") or {}
     rows = [("overall", first.get("overall") or {}, best.get("overall") or {}, gain.get("overall"))]
@@ -312,26 +226,22 @@ def metrics_html(summary: dict[str, Any]) -> str:
     if isinstance(best.get("hard"), dict) or isinstance(first.get("hard"), dict):
         rows.append(("hard subset", first.get("hard") or {}, best.get("hard") or {}, gain.get("hard")))
     keys = metric_keys(*(r[1] for r in rows), *(r[2] for r in rows))
-    head = "".join(f'<th colspan="{1 if k == "n" else 3}">{esc(METRIC_LABELS.get(k, k))}</th>' for k in keys)
-    sub = "".join("<th>prompts</th>" if k == "n" else "<th>round 1</th><th>best</th><th>gain</th>" for k in keys)
-    body = []
+    table = []
     for label, f, b, g in rows:
         cells = []
         for k in keys:
             if k == "n":
-                cells.append(f'<td class="num">{num(b.get("n", f.get("n")))}</td>')
+                cells.append(num(b.get("n", f.get("n"))))
                 continue
             fv, bv = f.get(k), b.get(k)
             both = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (fv, bv))
             gv = g[k] if isinstance(g, dict) and k in g else (bv - fv if both else None)
-            cells.append(f'<td class="num">{num(fv)}</td><td class="num">{num(bv)}</td>'
-                         f'<td class="num">{num(gv, signed=True)}</td>')
-        body.append(f"<tr><th>{esc(label)}</th>{''.join(cells)}</tr>")
+            cells += [num(fv), num(bv), num(gv, signed=True)]
+        table.append((label, cells))
     notes = ([summary["note"]] if summary.get("note") else []) + list(summary.get("warnings") or [])
-    note = "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
-    return (f'<div class="scroll"><table class="metrics"><thead><tr><th rowspan="2">{esc(summary.get("kind"))}</th>'
-            f'{head}</tr>'
-            f'<tr>{sub}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{note}')
+    return {"kind": summary.get("kind"), "heads": [(METRIC_LABELS.get(k, k), 1 if k == "n" else 3) for k in keys],
+            "subheads": [h for k in keys for h in (["prompts"] if k == "n" else ["round 1", "best", "gain"])],
+            "rows": table, "notes": notes}
 
 
 def batch_page(batch_dir: Path, page_dir: Path) -> str:
@@ -343,51 +253,41 @@ def batch_page(batch_dir: Path, page_dir: Path) -> str:
                    key=lambda it: it.get("index") if isinstance(it.get("index"), int) else 0)
     total = header.get("selected") or len(prompts) or len(results)
     n_fin = sum(1 for ln in results.values() if ln.get("status") == "finished")
-    summary = summarize(batch_dir, results)
     rows, sections = [], []
     for it in items:
-        pid = str(it.get("id"))
+        pid, ran = str(it.get("id")), "status" in it
         aid = "p-" + anchor(pid)
-        status = it.get("status") or "not run"
         meta = it.get("meta") or {}
-        chips = "".join(f'<span class="chip">{esc(k)}: {esc(v)}</span>' for k, v in meta.items())
         first, best = (batchdir.round_of(it, w) if it.get("rounds") else None for w in ("first", "best"))
-
-        def pair(key: str) -> str:
-            if first is None:
-                return "<td>–</td>"
-            return f'<td class="num" data-sort="{esc(best[key])}">{num(first[key])} → {num(best[key])}</td>'
+        pairs = [{"first": num(first[key]), "best": num(best[key]), "sort": best[key]} if first is not None else None
+                 for key in ("sa", "pc")]
         err = it.get("error") or {}
-        err_txt = f': {esc(err.get("step"))}: {esc(err.get("message"))}' if err else ""
-        link = f'<a href="#{aid}">{esc(pid)}</a>' if "status" in it else esc(pid)
-        rows.append(f'<tr><td>{link}</td><td>{esc(it.get("prompt"))}</td><td>{chips}</td>{pair("sa")}{pair("pc")}'
-                    f'<td><span class="status-{esc(status)}">{esc(status)}</span>{err_txt}</td></tr>')
-        if "status" not in it:
-            continue
-        run_dir = batch_dir / (it.get("run_dir") or f"{batchdir.RUNS_DIR}/{it.get('run_id')}")
-        try:
-            rec = load_run(run_dir)
-            if rec.error is None and err:  # the prompt failed before its run recorded why
-                rec.error = step_error(err)
-            run = run_html(rec, run_dir, page_dir, aid + "-")
-        except InputError as e:
-            try:
-                run = run_html(record_from_line(it, run_dir, batch_dir), run_dir, page_dir, aid + "-")
-            except (ValueError, TypeError, KeyError) as e2:
-                run = f'<div class="error">{esc(e)}; its result line is unreadable too ({esc(first_line(e2))})</div>'
-        sections.append(f'<section class="prompt-run" id="{aid}"><h2>{esc(pid)}: {esc(it.get("prompt"))}</h2>'
-                        f'<div>{chips} <a href="#prompts">↑ all prompts</a></div>{run}</section>')
-    facts = [("source", f'{esc(src.get("name"))} ({esc(src.get("kind"))})'), ("config", esc(header.get("config_hash"))),
+        rows.append({"id": pid, "anchor": aid if ran else None, "prompt": it.get("prompt"), "meta": meta,
+                     "pairs": pairs, "status": it.get("status") or "not run", "error": err or None})
+        if ran:
+            sections.append({"id": pid, "anchor": aid, "prompt": it.get("prompt"), "meta": meta,
+                             **_section_run(it, batch_dir, page_dir, aid, err)})
+    facts = [("source", f'{src.get("name")} ({src.get("kind")})'), ("config", header.get("config_hash")),
              ("prompts", f"{n_fin} finished, {len(results) - n_fin} failed, {total} total"),
-             ("updated", esc(header.get("updated")))]
-    body = (f'<div class="note">phyt2v batch report · {esc(batch_dir.name)}</div>'
-            f'<h1>Batch: {esc(src.get("name"))}</h1>'
-            '<dl class="meta summary">' + "".join(f"<dt>{a}</dt><dd>{b}</dd>" for a, b in facts) + "</dl>"
-            f'<h2>Round 1 vs best round</h2>{metrics_html(summary)}'
-            '<h2 id="prompts">Prompts</h2><table class="sortable prompts"><thead><tr><th>id</th><th>prompt</th>'
-            '<th>categories</th><th>SA first → best</th><th>PC first → best</th><th>status</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>{"".join(sections)}')
-    return page(f"phyt2v batch: {src.get('name') or batch_dir.name}", body)
+             ("updated", header.get("updated"))]
+    return render("batch.html.j2", title=f"phyt2v batch: {src.get('name') or batch_dir.name}", name=batch_dir.name,
+                  source=src, facts=facts, metrics=metrics_view(summarize(batch_dir, results)), prompts=rows,
+                  sections=sections)
+
+
+def _section_run(it: dict[str, Any], batch_dir: Path, page_dir: Path, aid: str, err: dict) -> dict[str, Any]:
+    """{"run": view} from the run's record (or, failing that, its result line), else {"problem": text}."""
+    run_dir = batch_dir / (it.get("run_dir") or f"{batchdir.RUNS_DIR}/{it.get('run_id')}")
+    try:
+        rec = load_run(run_dir)
+        if rec.error is None and err:  # the prompt failed before its run recorded why
+            rec.error = step_error(err)
+    except InputError as e:
+        try:
+            rec = record_from_line(it, run_dir, batch_dir)
+        except (ValueError, TypeError, KeyError) as e2:
+            return {"run": None, "problem": f"{e}; its result line is unreadable too ({first_line(e2)})"}
+    return {"run": run_view(rec, run_dir, page_dir, aid + "-"), "problem": None}
 
 
 def write_report(path: str | Path, out: str | Path | None = None) -> Path:

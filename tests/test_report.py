@@ -7,14 +7,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
-from phyt2v import report
+from phyt2v import metrics, report
 from phyt2v.errors import InputError
 from phyt2v.schemas import Mismatch, Refinement, RoundRecord, RoundScores, RunRecord, Rules, StepError
 
@@ -84,7 +83,8 @@ def make_batch(batch_dir: Path, videos: list[Path]) -> list[dict]:
     return lines
 
 
-FAKE_SUMMARY = {
+# A summary as another metrics kind may shape it: a key the report has no label for (rule_ok), groups.
+OTHER_SUMMARY = {
     "kind": "videophy2", "n_finished": 2, "n_failed": 1,
     "rounds": {w: {"kind": "videophy2",
                    "overall": {"n": 2, "sa": v, "pc": v / 2, "joint": v / 4, "sa_mean": 3.5, "pc_mean": 3.0,
@@ -104,9 +104,7 @@ def run_dir(tmp_path, sample_videos):
 
 
 @pytest.fixture
-def batch_dir(tmp_path, sample_videos, monkeypatch):
-    fake = types.SimpleNamespace(summarize_batch=lambda d, **kw: FAKE_SUMMARY)
-    monkeypatch.setitem(sys.modules, "phyt2v.metrics", fake)  # the real module may not exist yet
+def batch_dir(tmp_path, sample_videos):
     d = tmp_path / "out" / "videophy-test-feedbeef12"
     make_batch(d, sample_videos)
     return d
@@ -143,7 +141,7 @@ class Page(HTMLParser):
 def check_structure(html_path: Path) -> Page:
     pg = Page(html_path)
     text = html_path.read_text(encoding="utf-8")
-    assert "<script>alert" not in text and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert "<script>alert" not in text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text
     assert pg.tags.count("script") == 1 and all("alert" not in s for s in pg.scripts)
     assert "http://" not in text and "https://" not in text  # nothing fetched from the network
     assert "svg" in pg.tags and "circle" in pg.tags and 'class="best-mark"' in text
@@ -174,7 +172,7 @@ def test_run_page(run_dir):
     assert len(pg.videos) == 3 and pg.videos[0]["src"] == "round-1/video.mp4" and pg.tags.count("polyline") == 3
     assert "<ins>drops quickly</ins>" in text and "<del>falls</del>" in text and "<ins>onto grass</ins>" in text
     assert {"run-r1", "run-r2", "run-r3"} <= pg.ids and 'class="card best" id="run-r2"' in text
-    assert "caption 1: a &lt;b&gt;ball&lt;/b&gt; rolls" in text and "said &quot;falls&quot;" in text
+    assert "caption 1: a &lt;b&gt;ball&lt;/b&gt; rolls" in text and "said &#34;falls&#34;" in text
     assert "max_rounds" in text and "cogvideox:tiny" in text and "generate 1.50 s" in text
 
 
@@ -201,34 +199,41 @@ def test_batch_page(batch_dir):
     for pid in ("0000-aa0", "0001-aa1", "0002-aa2"):
         assert f'href="#p-{pid}"' in text and f'id="p-{pid}"' in text
     assert "never run" in text and "not run" in text and 'href="#p-0003-aa3"' not in text
-    # the metrics dict rendered generically: known keys labelled, unknown ones (rule_ok) still shown
-    assert "SA &amp; PC" in text and "rule_ok" in text and "states_of_matter = solid_solid" in text
-    assert "+0.300" in text and "0.500" in text and "0.800" in text
     assert "video &lt;broken&gt; &amp; unreadable" in text and "0.500 → 0.700" in text  # SA first → best
+    # the real metrics (videophy: SA/PC = 1 at >= 0.5): round 1 SA 0.5 PC 0.35, best round SA 0.7 PC 0.5
+    summary = metrics.summarize_batch(batch_dir)
+    assert summary["kind"] == "videophy" and "phyt2v.metrics unavailable" not in text
+    assert summary["rounds"]["first"]["overall"]["pc"] == 0.0 and summary["rounds"]["best"]["overall"]["pc"] == 1.0
+    assert ("<tr><th>overall</th><td class=\"num\">2</td>"
+            + "".join(f'<td class="num">{a}</td><td class="num">{b}</td><td class="num">{g}</td>'
+                      for a, b, g in (("1.000", "1.000", "+0.000"), ("0.000", "1.000", "+1.000"),
+                                      ("0.000", "1.000", "+1.000")))
+            + "</tr>") in text  # n, SA, PC, SA & PC
+    assert "SA &amp; PC" in text
+    assert "states_of_matter = solid_solid" in text and "states_of_matter = fluid_fluid" in text
 
 
-def test_batch_page_without_metrics_module(batch_dir, monkeypatch):
+def test_metrics_table_shows_keys_it_has_no_label_for():
+    view = report.metrics_view(OTHER_SUMMARY)
+    assert view["heads"] == [("n", 1), ("SA", 3), ("PC", 3), ("SA & PC", 3), ("SA mean", 3), ("PC mean", 3),
+                             ("rule_ok", 3)]
+    overall, group = view["rows"]
+    assert overall[0] == "overall" and overall[1][:4] == ["2", "0.500", "0.800", "+0.300"]
+    assert overall[1][-3:] == ["0.750", "0.750", "+0.000"]  # no gain given: best - first
+    assert group == ("states_of_matter = solid_solid", ["1", "0.500", "0.800", "+0.300", "0.500", "0.800", "+0.300",
+                                                        "0.500", "0.800", "+0.300", "–", "–", "–", "–", "–", "–",
+                                                        "–", "–", "–"])
+
+
+def test_batch_page_when_metrics_fail(batch_dir, monkeypatch):
     def boom(d, **kw):
         raise ValueError("no scorer kind")
 
-    monkeypatch.setitem(sys.modules, "phyt2v.metrics", types.SimpleNamespace(summarize_batch=boom))
+    monkeypatch.setattr(metrics, "summarize_batch", boom)
     text = report.write_report(batch_dir).read_text(encoding="utf-8")
     assert "phyt2v.metrics unavailable (ValueError: no scorer kind)" in text
     # mean SA of the 2 finished prompts: first rounds 0.5, best rounds (2) 0.7
     assert "<td class=\"num\">0.500</td><td class=\"num\">0.700</td><td class=\"num\">+0.200</td>" in text
-
-
-def test_batch_page_with_real_metrics(tmp_path, sample_videos):
-    metrics = pytest.importorskip("phyt2v.metrics", reason="phyt2v.metrics not written yet")
-    d = tmp_path / "batch"
-    make_batch(d, sample_videos)
-    summary = metrics.summarize_batch(d)
-    text = report.write_report(d).read_text(encoding="utf-8")
-    assert "phyt2v.metrics unavailable" not in text
-    best, first = summary["rounds"]["best"]["overall"], summary["rounds"]["first"]["overall"]
-    assert f'<td class="num">{first["sa"]:.3f}</td><td class="num">{best["sa"]:.3f}</td>' in text
-    for col, values in summary["rounds"]["best"]["groups"].items():
-        assert all(f"{col} = {v}" in text for v in values)
 
 
 def test_batch_run_json_missing_falls_back_to_result_lines(batch_dir):
