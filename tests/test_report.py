@@ -179,8 +179,7 @@ def test_run_page(run_dir):
 def test_run_page_failed_round_and_out_elsewhere(tmp_path, sample_videos):
     d = tmp_path / "runs" / "failed-run"
     make_run(d, sample_videos, fail=True)
-    out = tmp_path / "elsewhere" / "deep" / "page.html"
-    out.parent.mkdir(parents=True)
+    out = tmp_path / "elsewhere" / "deep" / "page.html"  # a missing folder is created
     page = report.write_report(d / "run.json", out)  # run.json itself is accepted too
     assert page == out
     pg = check_structure(page)
@@ -250,6 +249,9 @@ def test_not_a_run_or_batch(tmp_path):
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(InputError, match="not a readable run record"):
         report.write_report(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="afile is a file, not a folder"):
+        report.write_report(tmp_path, tmp_path / "afile" / "page.html")
 
 
 def test_cli(run_dir, tmp_path):
