@@ -22,8 +22,8 @@ def _summary_lines(s: Any) -> list[str]:
              f"{s.already_done} already done, {s.finished} finished now, {len(s.failed)} failed"
              + (" (interrupted)" if s.interrupted else "") + f"; {s.wall_s:.1f} s"]
     for line in s.failed[:5]:
-        err = line.get("error") or {}
-        lines.append(f"  failed {line['id']} at {err.get('step') or '?'}: {err.get('message', '')[:200]}")
+        e = line.get("error") or {}
+        lines.append(f"  failed {line['id']} at {e.get('step') or '?'}: {e.get('message', '')[:200]}")
     if len(s.failed) > 5:
         lines.append(f"  ... and {len(s.failed) - 5} more (see the results file)")
     return lines
