@@ -1,10 +1,16 @@
-"""Everything a run does is on disk: ``run.json`` (atomic), round folders, ``calls.jsonl``."""
+"""Everything a run does is on disk: ``run.json`` (atomic), round folders, ``calls.jsonl``.
+
+Every text written here (and every JSONL line, see ``append_jsonl``) passes through ``redact.scrub``:
+an API key echoed by an endpoint never reaches disk. A run folder is locked while a process works on
+it (``FolderLock``)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import socket
 import tempfile
 import time
 import unicodedata
@@ -14,13 +20,14 @@ from typing import Any, Iterator
 
 from pydantic import ValidationError
 
-from .errors import Phyt2vError, first_line
+from .errors import Phyt2vError, RunLocked, first_line
+from .redact import scrub
 from .schemas import RoundRecord, RunRecord, now
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder + ``os.replace``: readers never see half a file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, scrub(text).encode("utf-8"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -45,6 +52,168 @@ def slugify(text: str, max_len: int = 48) -> str:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", text.lower()).strip("-")
     return (slug[:max_len].rstrip("-") or "prompt")
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file written by someone else (a video) and its folder entry to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dfd = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _cut_torn_tail(fd: int) -> None:
+    """Truncate a last line that has no final newline (a kill mid-write), reading back from the end only."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    if end == 0 or os.pread(fd, 1, end - 1) == b"\n":
+        return
+    pos = end
+    while pos > 0:
+        start = max(0, pos - 65536)
+        chunk = os.pread(fd, pos - start, start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            os.ftruncate(fd, start + i + 1)
+            return
+        pos = start
+    os.ftruncate(fd, 0)
+
+
+def append_jsonl(path: Path, obj: Any, *, lock: bool = False) -> None:
+    """THE way to add a line to a JSONL file (calls.jsonl, results.jsonl, shard files): a torn last line is
+    cut first, the line is scrubbed of secrets, written in one call, and fsynced. ``lock``: hold the file's
+    lock (``writers_lock``) so lines from several processes never interleave."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (scrub(json.dumps(obj, ensure_ascii=False, default=str)) + "\n").encode("utf-8")
+    with (writers_lock(path) if lock else _nothing()):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _cut_torn_tail(fd)
+            os.lseek(fd, 0, os.SEEK_END)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def writers_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock for the writers of one file (blocking; ``.<name>.lock`` beside it, so an atomic
+    rewrite of the file itself does not lose the lock)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+class FolderLock:
+    """``<parent>/.<name>.lock``, held with ``fcntl.flock`` on a descriptor kept open while the lock is held:
+    the kernel releases it when the holder exits, even after SIGKILL, so a stale file means nothing.
+    The file (beside the folder, so ``--fresh`` can move the folder away) names the holder's pid and host.
+
+    Re-entrant within one process: ``Batch`` holds a run's lock across refine + result line, and
+    ``Refiner.refine`` takes it again."""
+
+    _held: dict[str, list[Any]] = {}  # lock path -> [fd, depth]
+
+    def __init__(self, folder: Path):
+        folder = Path(folder)
+        self.folder = folder
+        self.path = folder.parent / f".{folder.name}.lock"
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def try_acquire(self) -> bool:
+        key = str(self.path.absolute())
+        if key in self._held:
+            self._held[key][1] += 1
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self._held[key] = [fd, 1]
+        return True
+
+    def acquire(self) -> "FolderLock":
+        """Take the lock or raise ``RunLocked`` naming the holder."""
+        if not self.try_acquire():
+            raise RunLocked(f"{self.folder} is in use by {self.holder()}; wait for that process to finish "
+                            "(or stop it), then run the command again")
+        return self
+
+    def release(self) -> None:
+        key = str(self.path.absolute())
+        entry = self._held.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._held[key]
+            os.close(entry[0])
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def video_problem(path: Path) -> str | None:
+    """Why a generated mp4 cannot be used (missing, empty, not an mp4, cut short), or None. Walks the
+    top-level boxes only (no decoding): a file cut mid-write has a box running past its end."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    size = path.stat().st_size
+    if size == 0:
+        return "empty (0 bytes)"
+    types, pos = [], 0
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            head = f.read(16)
+            if len(head) < 8:
+                return "cut short"
+            n, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if n == 1 and len(head) == 16:
+                n = int.from_bytes(head[8:16], "big")
+            elif n == 0:
+                n = size - pos
+            if n < 8 or pos + n > size:
+                return "cut short"
+            types.append(kind)
+            pos += n
+    if not types or types[0] != b"ftyp" or b"moov" not in types:
+        return "not a complete mp4 (no header)"
+    return None
 
 
 class CallLog:
@@ -75,10 +244,7 @@ class CallLog:
             self.total_s += entry["duration_s"]
             self.count += 1
             if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-                    f.flush()
+                append_jsonl(self.path, entry)
 
 
 class RunStore:

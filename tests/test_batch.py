@@ -9,7 +9,8 @@ import pytest
 
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm
 from phyt2v import batchdir
-from phyt2v.batch import Batch, Shard, append_line, parse_shard
+from phyt2v.batch import Batch, Shard, parse_shard
+from phyt2v.record import append_jsonl
 from phyt2v.config import load_config
 from phyt2v.errors import BackendError, InputError
 from phyt2v.loop import Refiner
@@ -132,10 +133,10 @@ def test_torn_last_line_is_redone_and_the_file_stays_valid(tmp_path):
     assert [r["prompt"] for r in res] == PROMPTS
 
 
-def test_append_line_cuts_a_torn_line_before_appending(tmp_path):
+def test_append_jsonl_cuts_a_torn_line_before_appending(tmp_path):
     p = tmp_path / "r.jsonl"
     p.write_text('{"id": "a"}\n{"id": "b", "tor')
-    append_line(p, {"id": "c"})
+    append_jsonl(p, {"id": "c"})
     assert p.read_text() == '{"id": "a"}\n{"id": "c"}\n'
 
 
