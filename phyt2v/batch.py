@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from . import batchdir
 from .batchdir import RESULT_SCHEMA_VERSION
-from .config import Config
+from .config import Config, hash_of
 from .errors import ConfigError, InputError, Interrupted, Phyt2vError, first_line
 from .record import FolderLock, RunStore, append_jsonl, atomic_write_json, atomic_write_text, slugify, writers_lock
 from .schemas import RunRecord
@@ -94,12 +94,26 @@ def batch_key(source: Any, config_hash: str) -> str:
 def batch_dir_for(source: Any, config: Config, out: Path) -> tuple[Path, bool]:
     """The batch folder, and whether it is an existing folder named by the legacy config hash."""
     new = Path(out) / f"{slugify(source.name, 32)}-{batch_key(source, config.hash())}"
+    if new.exists():
+        return new, False
     legacy = config.legacy_hash()
-    if not new.exists() and legacy:
-        old = Path(out) / f"{slugify(source.name, 32)}-{batch_key(source, legacy)}"
-        if batchdir.is_batch_dir(old):
-            return old, True
+    old = Path(out) / f"{slugify(source.name, 32)}-{batch_key(source, legacy)}" if legacy else None
+    if old is not None and batchdir.is_batch_dir(old):
+        return old, True
+    for d in sorted(Path(out).glob(f"{slugify(source.name, 32)}-*")):  # made with other runtime knobs
+        if batchdir.is_batch_dir(d) and _same_batch(d, source, config):
+            return d, True
     return new, False
+
+
+def _same_batch(d: Path, source: Any, config: Config) -> bool:
+    try:
+        header = batchdir.read_batch(d)
+    except Phyt2vError:
+        return False
+    src = header.get("source") or {}
+    return ((src.get("name"), src.get("kind"), src.get("options")) == (source.name, source.kind, source.options)
+            and hash_of(header.get("config")) == config.hash())
 
 
 def run_id_for(item: Any) -> str:

@@ -166,6 +166,14 @@ class Config(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+def hash_of(saved: Any) -> str | None:
+    """``Config.hash`` of a config saved by an earlier run (config.json, batch.json), None if it no longer loads."""
+    try:
+        return Config.model_validate(saved).hash()
+    except (ValidationError, TypeError, ValueError):
+        return None
+
+
 # The fields that existed when ``legacy_hash`` was the hash (new fields are hashed only by ``hash``).
 _LEGACY_FIELDS = {
     "llm": {"backend", "model", "base_url", "api_key_env", "temperature", "seed", "max_tokens", "timeout_s",

@@ -8,8 +8,10 @@ Every step is written to disk before the next starts, so a killed run resumes wh
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import redact, registry, steps
-from .config import Config, load_config
+from .config import Config, hash_of, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
 from .record import CallLog, FolderLock, RunStore, fsync_path, slugify, video_problem
 from .schemas import Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError, now
@@ -162,13 +164,26 @@ class Refiner:
         """The run's folder: named by the config hash, or an existing folder named by the legacy hash
         (made before runtime knobs left the hash), which is resumed."""
         new = self.out / self.run_id(prompt)
+        if new.exists():
+            return new
         legacy = self.config.legacy_hash()
-        if not new.exists() and legacy:
-            old = self.out / self.run_id(prompt, legacy)
-            if old.is_dir():
-                self._warn(f"resuming {old.name}, a run folder named by the earlier config hash")
-                return old
+        old = self.out / self.run_id(prompt, legacy) if legacy else None
+        if old is None or not old.is_dir():  # made with other runtime knobs: find it by its saved config
+            old = next((d for d in sorted(self.out.glob(f"{slugify(prompt)}-*")) if self._same_run(d, prompt)), None)
+        if old is not None:
+            self._warn(f"resuming {old.name}, a run folder named by the earlier config hash")
+            return old
         return new
+
+    def _same_run(self, d: Path, prompt: str) -> bool:
+        if not re.fullmatch(r".*-[0-9a-f]{8}", d.name) or not (d / "config.json").is_file():
+            return False
+        try:
+            saved = json.loads((d / "config.json").read_text(encoding="utf-8"))
+            rec = RunStore(d).load()
+        except (OSError, ValueError, Phyt2vError):
+            return False
+        return rec is not None and rec.prompt == prompt and hash_of(saved) == self.config.hash()
 
     def token_budget(self) -> int:
         gen = self._backends["generator"]
