@@ -210,3 +210,40 @@ def test_phygenbench_export_refuses_other_sources(tmp_path):
     video = (s.batch_dir / line["rounds"][0]["video"]).resolve()
     assert video.is_file()
     assert res.path.read_text().splitlines() == ["videopath,caption", f"{video},{PROMPTS[0]}"]
+
+
+def test_prompt_locked_by_another_process_is_skipped_and_revisited(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from phyt2v.batch import run_id_for
+
+    src, cfg, ref, parts = make(tmp_path)
+    b = Batch(src, cfg, out=tmp_path / "out", refiner=ref)
+    first = b.dir / "runs" / run_id_for(src.items[0])
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, time; from pathlib import Path; from phyt2v.record import FolderLock; "
+            "FolderLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(1.5)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(first)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    assert holder.stdout.readline().strip() == "locked"
+    order = []
+    b.on_event = lambda kind, data: order.append(data["item"].index) if kind == "prompt_end" else None
+    s = b.run()
+    holder.wait(30)
+    assert order == [1, 2, 3, 0]  # prompt 0 waited for the other process, then was done here
+    assert s.finished == 4 and s.merged and len(lines(s.batch_dir / "results.jsonl")) == 4
+
+
+def test_prompts_another_process_finished_meanwhile_are_not_appended_again(tmp_path, monkeypatch):
+    src, cfg, ref, parts = make(tmp_path)
+    late = Batch(src, cfg, out=tmp_path / "out", refiner=ref)
+    Batch(src, cfg, out=tmp_path / "out", refiner=ref).run()  # another process does every prompt
+    n_gen = len(parts["generator"].calls)
+    results = late.dir / "results.jsonl"
+    before = results.read_text()
+    monkeypatch.setattr(late, "done_ids", lambda: set())  # as read before the other process wrote its lines
+    s = late.run()
+    assert s.by_others == 4 and s.finished == 0 and len(parts["generator"].calls) == n_gen
+    assert results.read_text() == before
