@@ -184,7 +184,7 @@ class Batch:
     def write_header(self) -> None:
         """batch.json and prompts.jsonl (identical content from every shard, written atomically); batch.json
         lists every invocation with its runtime settings (which are not part of the folder's identity)."""
-        with writers_lock(self.dir / batchdir.BATCH_FILE):
+        with writers_lock(self.dir / ".batch.lock"):  # batch.json is read, extended and replaced
             self._write_header()
 
     def _write_header(self) -> None:

@@ -90,36 +90,47 @@ def append_jsonl(path: Path, obj: Any, *, lock: bool = False) -> None:
     cut first, the line is scrubbed of secrets, written in one call, and fsynced. ``lock``: hold the file's
     lock (``writers_lock``) so lines from several processes never interleave."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = (scrub(json.dumps(obj, ensure_ascii=False, default=str)) + "\n").encode("utf-8")
-    with (writers_lock(path) if lock else _nothing()):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            _cut_torn_tail(fd)
-            os.lseek(fd, 0, os.SEEK_END)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    if lock:
+        with writers_lock(path) as fd:
+            _append(fd, data)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _append(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _append(fd: int, data: bytes) -> None:
+    _cut_torn_tail(fd)
+    os.lseek(fd, 0, os.SEEK_END)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
 
 
 @contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
-@contextmanager
-def writers_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock for the writers of one file (blocking; ``.<name>.lock`` beside it, so an atomic
-    rewrite of the file itself does not lose the lock)."""
+def writers_lock(path: Path) -> Iterator[int]:
+    """Exclusive lock for the writers of one file, taken on the file itself (created if missing; no lock
+    file). Yields a read-write descriptor of it. A writer that replaces the file atomically while holding
+    the lock is safe: a waiter that wakes on the replaced file sees the change and locks the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield fd
     finally:
         os.close(fd)  # closing the descriptor releases the flock
 
