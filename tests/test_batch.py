@@ -247,3 +247,13 @@ def test_prompts_another_process_finished_meanwhile_are_not_appended_again(tmp_p
     s = late.run()
     assert s.by_others == 4 and s.finished == 0 and len(parts["generator"].calls) == n_gen
     assert results.read_text() == before
+
+
+def test_prompt_refused_for_length_fails_its_line_at_check_prompt_without_a_run_folder(tmp_path):
+    long = " ".join(["word"] * 60)  # the fake generator reads at most 40 tokens
+    src, cfg, ref, parts = make(tmp_path, prompts=[PROMPTS[0], long])
+    s = Batch(src, cfg, out=tmp_path / "out", refiner=ref).run()
+    assert s.finished == 1 and len(s.failed) == 1
+    bad = s.failed[0]
+    assert bad["error"]["step"] == "check prompt" and bad["error"]["kind"] == "InputError"
+    assert "60 tokens" in bad["error"]["message"] and not (s.batch_dir / bad["run_dir"]).exists()
