@@ -230,9 +230,12 @@ class Refiner:
             return self._refine_locked(prompt, store, fresh)
 
     def _refine_locked(self, prompt: str, store: RunStore, fresh: bool) -> RefineResult:
-        if fresh and store.dir.exists():
+        if fresh and any(p.name != FolderLock.NAME for p in store.dir.iterdir()):
             backup = store.dir.with_name(f"{store.dir.name}.old-{int(time.time())}")
-            store.dir.rename(backup)
+            backup.mkdir()
+            for p in store.dir.iterdir():  # the folder (and its lock, held) stays
+                if p.name != FolderLock.NAME:
+                    p.rename(backup / p.name)
             self._warn(f"--fresh: the earlier run was moved to {backup}")
         rec = store.load()
         if rec is not None and rec.status == "finished":
@@ -243,7 +246,6 @@ class Refiner:
             k, problem = lost[0]
             self._warn(f"{store.dir} finished, but the video of round {k} is {problem}: generating it again")
         resumed = rec is not None
-        created = rec is None and not store.dir.exists()
         if rec is None:
             rec = RunRecord(run_id=store.dir.name, prompt=prompt, config_hash=self.config.hash())
         store.dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +271,7 @@ class Refiner:
                 store.save(rec)
                 raise
             except InputError as e:
-                if created and rec.rules is None and not rec.rounds:  # refused before any work: no run folder
+                if not resumed and rec.rules is None and not rec.rounds:  # refused before any work: no run folder
                     shutil.rmtree(store.dir, ignore_errors=True)
                     raise
                 rec.status = "failed"

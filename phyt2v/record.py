@@ -136,19 +136,19 @@ def writers_lock(path: Path) -> Iterator[int]:
 
 
 class FolderLock:
-    """``<parent>/.<name>.lock``, held with ``fcntl.flock`` on a descriptor kept open while the lock is held:
-    the kernel releases it when the holder exits, even after SIGKILL, so a stale file means nothing.
-    The file (beside the folder, so ``--fresh`` can move the folder away) names the holder's pid and host.
+    """``<folder>/.lock``, held with ``fcntl.flock`` on a descriptor kept open while the lock is held: the
+    kernel releases it when the holder exits, even after SIGKILL, so a stale file means nothing. The file
+    names the holder's pid and host. Taking the lock creates the folder.
 
     Re-entrant within one process: ``Batch`` holds a run's lock across refine + result line, and
     ``Refiner.refine`` takes it again."""
 
+    NAME = ".lock"
     _held: dict[str, list[Any]] = {}  # lock path -> [fd, depth]
 
     def __init__(self, folder: Path):
-        folder = Path(folder)
-        self.folder = folder
-        self.path = folder.parent / f".{folder.name}.lock"
+        self.folder = Path(folder)
+        self.path = self.folder / self.NAME
 
     def holder(self) -> str:
         try:
@@ -161,13 +161,24 @@ class FolderLock:
         if key in self._held:
             self._held[key][1] += 1
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+        while True:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the folder was removed meanwhile (a refused prompt): again
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # locked a file its holder removed with the folder: lock the new one
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         self._held[key] = [fd, 1]

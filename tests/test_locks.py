@@ -45,13 +45,23 @@ def test_second_process_on_a_run_folder_is_refused_until_the_holder_dies(tmp_pat
         with pytest.raises(RunLocked, match=rf"in use by pid {holder.pid} on .*wait for that process") as ei:
             ref.refine(PROMPT)
         assert ei.value.exit_code == 2 and "\n" not in str(ei.value)
-        assert parts["generator"].calls == [] and not ref.run_dir(PROMPT).exists()
+        assert parts["generator"].calls == [] and not (ref.run_dir(PROMPT) / "run.json").exists()
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
     # SIGKILL freed the flock; the stale lock file left behind does not matter
     assert FolderLock(ref.run_dir(PROMPT)).path.is_file()
     assert ref.refine(PROMPT).record.status == "finished" and len(parts["generator"].calls) == 2
+
+
+def test_fresh_moves_the_earlier_run_away_and_keeps_the_folder_locked(tmp_path):
+    ref, parts = make(tmp_path, [(0.2, 0.2), (0.3, 0.3), (0.4, 0.4), (0.5, 0.5)])
+    first = ref.refine(PROMPT)
+    again = ref.refine(PROMPT, fresh=True)
+    (backup,) = tmp_path.glob("*.old-*")
+    assert again.run_dir == first.run_dir and len(parts["generator"].calls) == 4  # computed anew
+    assert RunRecord.model_validate_json((backup / "run.json").read_text()).rounds[1].scores.sa == 0.3
+    assert not (backup / FolderLock.NAME).exists() and (again.run_dir / FolderLock.NAME).is_file()
 
 
 def test_lock_is_reentrant_in_one_process_and_released_after(tmp_path):
