@@ -10,7 +10,7 @@ Shards: ``--shard i/n`` by hand, or one shard per process under ``accelerate lau
 every prompt is done the shard files are merged into ``results.jsonl`` in source order.
 
 Several processes on one batch folder (N GPUs, no ``--shard``) split the prompts: each prompt's run folder
-is locked while a process works on it (``record.FolderLock``); a prompt locked by another process is
+is locked while a process works on it (``locks.FolderLock``); a prompt locked by another process is
 skipped and revisited until every prompt has a line; the line is appended under the run's lock and the
 results file's writers lock, so each prompt is computed and written once.
 """
@@ -31,7 +31,8 @@ from . import batchdir
 from .batchdir import RESULT_SCHEMA_VERSION
 from .config import Config, hash_of
 from .errors import ConfigError, InputError, Interrupted, Phyt2vError, first_line
-from .record import FolderLock, RunStore, append_jsonl, atomic_write_json, atomic_write_text, slugify, writers_lock
+from .locks import FolderLock, writers_lock
+from .record import RunStore, append_jsonl, atomic_write_json, atomic_write_text, slugify
 from .schemas import RunRecord
 
 

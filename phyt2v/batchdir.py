@@ -10,7 +10,7 @@ A batch directory holds one batch: one prompt source run under one effective con
                               and fsynced (``record.append_jsonl``)
       shards/results-<i>-of-<n>.jsonl   the same lines, written by shard i of n (merged into results.jsonl)
       runs/<run_id>/          one refine run per prompt: run.json, calls.jsonl, round-<k>/video.mp4, ...
-      runs/<run_id>/.lock     the run's lock (``record.FolderLock``): held by the process working on it
+      runs/<run_id>/.lock     the run's lock (``locks.FolderLock``): held by the process working on it
 
 A result line (``results.jsonl``)::
 

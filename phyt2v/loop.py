@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterator
 from . import redact, registry, steps
 from .config import Config, hash_of, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
-from .record import CallLog, FolderLock, RunStore, fsync_path, slugify, video_problem
+from .locks import FolderLock
+from .record import CallLog, RunStore, fsync_path, slugify, video_problem
 from .schemas import Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError, now
 
 log = logging.getLogger("phyt2v")

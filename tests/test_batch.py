@@ -223,7 +223,7 @@ def test_prompt_locked_by_another_process_is_skipped_and_revisited(tmp_path):
     b = Batch(src, cfg, out=tmp_path / "out", refiner=ref)
     first = b.dir / "runs" / run_id_for(src.items[0])
     root = Path(__file__).resolve().parents[1]
-    code = ("import sys, time; from pathlib import Path; from phyt2v.record import FolderLock; "
+    code = ("import sys, time; from pathlib import Path; from phyt2v.locks import FolderLock; "
             "FolderLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(1.5)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(first)], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(root)})
