@@ -8,6 +8,11 @@ them), resumes an interrupted prompt from its last finished step, and retries fa
 Shards: ``--shard i/n`` by hand, or one shard per process under ``accelerate launch`` / ``torchrun``
 (accelerate's process state). Shard i takes prompts i, i+n, i+2n, ... and writes its own file; when
 every prompt is done the shard files are merged into ``results.jsonl`` in source order.
+
+Several processes on one batch folder (N GPUs, no ``--shard``) split the prompts: each prompt's run folder
+is locked while a process works on it (``locks.FolderLock``); a prompt locked by another process is
+skipped and revisited until every prompt has a line; the line is appended under the run's lock and the
+results file's writers lock, so each prompt is computed and written once.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,9 +29,10 @@ from typing import Any, Callable
 
 from . import batchdir
 from .batchdir import RESULT_SCHEMA_VERSION
-from .config import Config
+from .config import Config, hash_of
 from .errors import ConfigError, InputError, Interrupted, Phyt2vError, first_line
-from .record import RunStore, atomic_write_json, atomic_write_text, slugify
+from .locks import FolderLock, writers_lock
+from .record import RunStore, append_jsonl, atomic_write_json, atomic_write_text, slugify
 from .schemas import RunRecord
 
 
@@ -80,13 +87,34 @@ def distributed_shard() -> tuple[Shard, Any]:
 
 # ---------------------------------------------------------------- the batch
 
-def batch_key(source: Any, config: Config) -> str:
-    ident = {"source": source.name, "kind": source.kind, "options": source.options, "config": config.hash()}
+def batch_key(source: Any, config_hash: str) -> str:
+    ident = {"source": source.name, "kind": source.kind, "options": source.options, "config": config_hash}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def batch_dir_for(source: Any, config: Config, out: Path) -> Path:
-    return Path(out) / f"{slugify(source.name, 32)}-{batch_key(source, config)}"
+def batch_dir_for(source: Any, config: Config, out: Path) -> tuple[Path, bool]:
+    """The batch folder, and whether it is an existing folder named by the legacy config hash."""
+    new = Path(out) / f"{slugify(source.name, 32)}-{batch_key(source, config.hash())}"
+    if new.exists():
+        return new, False
+    legacy = config.legacy_hash()
+    old = Path(out) / f"{slugify(source.name, 32)}-{batch_key(source, legacy)}" if legacy else None
+    if old is not None and batchdir.is_batch_dir(old):
+        return old, True
+    for d in sorted(Path(out).glob(f"{slugify(source.name, 32)}-*")):  # made with other runtime knobs
+        if batchdir.is_batch_dir(d) and _same_batch(d, source, config):
+            return d, True
+    return new, False
+
+
+def _same_batch(d: Path, source: Any, config: Config) -> bool:
+    try:
+        header = batchdir.read_batch(d)
+    except Phyt2vError:
+        return False
+    src = header.get("source") or {}
+    return ((src.get("name"), src.get("kind"), src.get("options")) == (source.name, source.kind, source.options)
+            and hash_of(header.get("config")) == config.hash())
 
 
 def run_id_for(item: Any) -> str:
@@ -100,6 +128,7 @@ class BatchSummary:
     mine: int                       # of those, this shard's
     already_done: int = 0           # finished before this invocation
     finished: int = 0               # finished now
+    by_others: int = 0              # done meanwhile by other processes on this folder
     failed: list[dict[str, Any]] = field(default_factory=list)  # result lines of prompts that failed now
     interrupted: bool = False
     merged: bool = False
@@ -130,23 +159,6 @@ def result_line(item: Any, rec: RunRecord | None, run_dir: Path, batch_dir: Path
             "config_hash": config_hash, "shard": [shard.index, shard.count], "finished": stamp()}
 
 
-def append_line(path: Path, obj: dict[str, Any]) -> None:
-    """Append one JSON line and flush it to disk. A torn last line (a kill mid-write) is cut off first:
-    its prompt has no result and is redone, and the file stays valid JSON Lines."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size > 0:
-            f.seek(0)
-            data = f.read()
-            if not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
-                f.seek(0, os.SEEK_END)
-        f.write((json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
-
-
 class Batch:
     """``Batch(source, config, out=...).run()``; ``refiner`` may be passed in (tests, the Python API)."""
 
@@ -158,9 +170,10 @@ class Batch:
         self.source, self.config = source, config
         self.items = source.items[:limit] if limit else list(source.items)
         self.shard = shard or Shard()
-        self.dir = batch_dir_for(source, config, Path(out if out is not None else config.out))
+        self.dir, self.legacy_dir = batch_dir_for(source, config, Path(out if out is not None else config.out))
         self._refiner = refiner
         self.on_event = on_event or (lambda kind, data: None)
+        self._since = stamp()
 
     # ------------------------------------------------------------ files
     @property
@@ -170,18 +183,29 @@ class Batch:
         return batchdir.shard_file(self.dir, self.shard.index, self.shard.count)
 
     def write_header(self) -> None:
-        """batch.json and prompts.jsonl (identical content from every shard, written atomically)."""
+        """batch.json and prompts.jsonl (identical content from every shard, written atomically); batch.json
+        lists every invocation with its runtime settings (which are not part of the folder's identity)."""
+        with writers_lock(self.dir / ".batch.lock"):  # batch.json is read, extended and replaced
+            self._write_header()
+
+    def _write_header(self) -> None:
         old = batchdir.read_batch(self.dir) if batchdir.is_batch_dir(self.dir) else None
         if old and old.get("source", {}).get("digest") not in (None, self.source.digest):
             self.on_event("warning", {"message": "the prompt source changed since this batch started; prompts "
                                                  "with the same position and text keep their results"})
+        if self.legacy_dir:
+            self.on_event("warning", {"message": f"resuming {self.dir.name}, a batch folder named by the earlier "
+                                                 "config hash"})
+        invocation = {"time": stamp(), "pid": os.getpid(), "host": socket.gethostname(),
+                      "shard": [self.shard.index, self.shard.count], "runtime": self.config.runtime()}
         header = {"schema_version": RESULT_SCHEMA_VERSION,
                   "source": {"name": self.source.name, "kind": self.source.kind,
                              "file": str(self.source.path) if self.source.path else None,
                              "digest": self.source.digest, "options": self.source.options,
                              "prompts": len(self.source.items), "skipped": list(self.source.skipped)},
                   "config_hash": self.config.hash(), "config": self.config.effective(),
-                  "selected": len(self.items), "created": (old or {}).get("created") or stamp(), "updated": stamp()}
+                  "selected": len(self.items), "created": (old or {}).get("created") or stamp(), "updated": stamp(),
+                  "invocations": [*(old or {}).get("invocations", []), invocation]}
         atomic_write_json(self.dir / batchdir.BATCH_FILE, header)
         lines = [json.dumps({"id": it.id, "index": it.index, "prompt": it.prompt, "meta": it.meta},
                             ensure_ascii=False) for it in self.source.items]
@@ -195,8 +219,10 @@ class Batch:
         lines = batchdir.read_results(self.dir)
         if any(it.id not in lines for it in self.items):
             return False
-        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines.values())
-        atomic_write_text(self.dir / batchdir.RESULTS_FILE, text)
+        with writers_lock(self.dir / batchdir.RESULTS_FILE):  # no append lands in the file being replaced
+            lines = batchdir.read_results(self.dir)
+            text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines.values())
+            atomic_write_text(self.dir / batchdir.RESULTS_FILE, text)
         return True
 
     # ------------------------------------------------------------ running
@@ -220,15 +246,27 @@ class Batch:
                                results_file=self.results_file)
         self.on_event("batch_start", {"dir": self.dir, "total": len(mine), "done": summary.already_done,
                                       "todo": len(todo), "shard": self.shard})
+        self._since = stamp()
         try:
-            for it in todo:
-                line = self.run_one(it)
-                append_line(self.results_file, line)
-                if line["status"] == "finished":
-                    summary.finished += 1
+            pending, wait = todo, 0.2
+            while pending:
+                locked = []
+                for it in pending:
+                    outcome = self.try_one(it)
+                    if outcome is None:  # another process is on it: revisit
+                        locked.append(it)
+                    elif outcome == "elsewhere":
+                        summary.by_others += 1
+                    elif outcome["status"] == "finished":
+                        summary.finished += 1
+                    else:
+                        summary.failed.append(outcome)
+                if locked and len(locked) == len(pending):
+                    time.sleep(wait)  # every prompt left is in another process's hands
+                    wait = min(wait * 2, 5.0)
                 else:
-                    summary.failed.append(line)
-                self.on_event("prompt_end", {"item": it, "line": line})
+                    wait = 0.2
+                pending = locked
         except Interrupted:
             summary.interrupted = True
         finally:
@@ -236,6 +274,29 @@ class Batch:
         if not summary.interrupted:
             summary.merged = self.merge()
         return summary
+
+    def try_one(self, item: Any) -> dict[str, Any] | str | None:
+        """Run one prompt and append its line, holding its run folder's lock. None when another process
+        holds it; ``"elsewhere"`` when another process already wrote this prompt's line meanwhile."""
+        run_dir = self.dir / batchdir.RUNS_DIR / run_id_for(item)
+        lock = FolderLock(run_dir)
+        if not lock.try_acquire():
+            return None
+        try:
+            rec = self._load_record(run_dir)
+            if rec is not None and rec.status in ("finished", "failed") and self._has_line(item.id):
+                return "elsewhere"
+            line = self.run_one(item)
+            append_jsonl(self.results_file, line, lock=True)
+            self.on_event("prompt_end", {"item": item, "line": line})
+            return line
+        finally:
+            lock.release()
+
+    def _has_line(self, pid: str) -> bool:
+        """A line for this prompt that counts as done for this invocation: finished, or written since it began."""
+        line = batchdir.read_results(self.dir).get(pid)
+        return line is not None and (line.get("status") == "finished" or str(line.get("finished")) >= self._since)
 
     def run_one(self, item: Any) -> dict[str, Any]:
         refiner = self.refiner()
@@ -255,7 +316,8 @@ class Batch:
                 raise  # not this prompt's fault: every other prompt would fail the same way
             status = "failed"
             error = ({"step": err.step, "kind": err.kind, "message": err.message} if err else
-                     {"step": getattr(e, "step", "") or "", "kind": type(e).__name__, "message": first_line(e)})
+                     {"step": getattr(e, "step", "") or getattr(refiner, "_current_step", ""),
+                      "kind": type(e).__name__, "message": first_line(e)})
         return result_line(item, rec, run_dir, self.dir, status=status, error=error,
                            wall_s=time.perf_counter() - t0, config_hash=self.config.hash(), shard=self.shard)
 

@@ -2,12 +2,15 @@
 
 A batch directory holds one batch: one prompt source run under one effective config::
 
-    <out>/<source>-<config hash[:10]>/
-      batch.json              source, config hash, effective config, total prompts (atomic)
+    <out>/<source>-<key of source + config hash>/
+      batch.json              source, config hash, effective config, total prompts, "invocations" (each
+                              command's time, pid, host, shard and runtime settings; atomic, under .batch.lock)
       prompts.jsonl           every prompt of the source in order: {"id", "index", "prompt", "meta"}
-      results.jsonl           one line per finished prompt (see ``ResultLine``), appended and flushed
+      results.jsonl           one line per finished prompt (see below), appended under the file's flock
+                              and fsynced (``record.append_jsonl``)
       shards/results-<i>-of-<n>.jsonl   the same lines, written by shard i of n (merged into results.jsonl)
       runs/<run_id>/          one refine run per prompt: run.json, calls.jsonl, round-<k>/video.mp4, ...
+      runs/<run_id>/.lock     the run's lock (``locks.FolderLock``): held by the process working on it
 
 A result line (``results.jsonl``)::
 

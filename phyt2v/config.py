@@ -18,6 +18,15 @@ from .resources import configs_dir
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
 
 
+# Fields marked ``json_schema_extra=RUNTIME`` say how a run executes, not what it computes: they are left
+# out of ``Config.hash`` (so raising a retry count or turning on offload resumes the same run) and recorded
+# per invocation instead. A new field opts in the same way. Compile and attention backends may change the
+# last bits of a result but are runtime too: the run is the same experiment.
+RUNTIME = {"runtime": True}
+# ``<section>.options`` keys that are runtime (the rest of ``options`` is hashed).
+RUNTIME_OPTIONS = frozenset({"vram_margin_gb"})
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -31,11 +40,13 @@ class LLMConfig(_Strict):
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     seed: int | None = 0
     max_tokens: int = Field(1024, ge=16, le=32768)
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=10, description="retries on 429/5xx/timeouts/connection errors")
-    backoff_s: float = Field(1.0, ge=0.0, description="first retry delay; doubles each retry")
-    n_ctx: int = Field(8192, ge=512, description="context length (embedded backend)")
-    device: str = "auto"
+    timeout_s: float = Field(120.0, gt=0, json_schema_extra=RUNTIME)
+    max_retries: int = Field(3, ge=0, le=10, description="retries on 429/5xx/timeouts/connection errors",
+                             json_schema_extra=RUNTIME)
+    backoff_s: float = Field(1.0, ge=0.0, description="first retry delay; doubles each retry",
+                             json_schema_extra=RUNTIME)
+    n_ctx: int = Field(8192, ge=512, description="context length (embedded backend)", json_schema_extra=RUNTIME)
+    device: str = Field("auto", json_schema_extra=RUNTIME)
     dtype: Dtype = "auto"
     options: dict[str, Any] = Field(default_factory=dict, description="backend-specific extras")
 
@@ -52,9 +63,9 @@ class GeneratorConfig(_Strict):
     dynamic_cfg: bool = True
     scheduler: Literal["dpm", "ddim", "pipeline"] = "dpm"
     dtype: Dtype = "auto"
-    device: str = "auto"
-    offload: Literal["auto", "none", "model", "sequential"] = "auto"
-    vae_tiling: bool = True
+    device: str = Field("auto", json_schema_extra=RUNTIME)
+    offload: Literal["auto", "none", "model", "sequential"] = Field("auto", json_schema_extra=RUNTIME)
+    vae_tiling: bool = Field(True, json_schema_extra=RUNTIME)
     max_prompt_tokens: int | None = Field(None, ge=8, description="default: the pipeline's own limit")
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -66,7 +77,7 @@ class CaptionerConfig(_Strict):
     max_new_tokens: int = Field(256, ge=1)
     frame_size: int = Field(448, ge=16, description="longest side of each sampled frame, pixels")
     dtype: Dtype = "auto"
-    device: str = "auto"
+    device: str = Field("auto", json_schema_extra=RUNTIME)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -78,8 +89,8 @@ class ScorerConfig(_Strict):
                                    "(vlm-judge 8; videocon and videophy2 32, as the reference)")
     frame_size: int = Field(448, ge=16)
     dtype: Dtype = "auto"
-    device: str = "auto"
-    batch_size: int = Field(1, ge=1)
+    device: str = Field("auto", json_schema_extra=RUNTIME)
+    batch_size: int = Field(1, ge=1, json_schema_extra=RUNTIME)
     reference_truncation: bool = Field(False, description="videocon: cut at 257 tokens like the reference")
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -108,26 +119,95 @@ class LoopConfig(_Strict):
 
 
 class Config(_Strict):
-    preset: str | None = Field(None, description="name of the preset this config came from")
+    preset: str | None = Field(None, description="name of the preset this config came from",
+                               json_schema_extra=RUNTIME)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     captioner: CaptionerConfig = Field(default_factory=CaptionerConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
-    out: str = "runs"
-    note: str | None = Field(None, description="free text shown by `phyt2v presets`")
+    out: str = Field("runs", json_schema_extra=RUNTIME)
+    note: str | None = Field(None, description="free text shown by `phyt2v presets`", json_schema_extra=RUNTIME)
 
     def effective(self) -> dict[str, Any]:
         """The config as plain data. Holds no secret: keys live only in the environment."""
         return self.model_dump(mode="json")
 
+    def identity(self) -> dict[str, Any]:
+        """What results depend on: the effective config less every field marked runtime (``RUNTIME``)
+        and every runtime ``options`` key (``RUNTIME_OPTIONS``)."""
+        return _split(self, runtime=False)
+
+    def runtime(self) -> dict[str, Any]:
+        """How this invocation runs (devices, retries, offload, ...): recorded, not hashed."""
+        return _split(self, runtime=True)
+
     def hash(self) -> str:
-        """Stable short hash of everything that changes results (not ``out``, ``note``, ``preset``)."""
+        """Stable short hash of ``identity()``: names runs and batch folders. Runtime knobs (retries,
+        timeouts, devices, offload, batch sizes, ``out``, ...) leave it unchanged."""
+        blob = json.dumps({"v": 2, **self.identity()}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    def legacy_hash(self) -> str | None:
+        """The hash run and batch folders were named by before runtime knobs left it (the whole config but
+        ``out``/``note``/``preset``), to find those folders again; None when a field added since then is
+        not at its default (no old folder can match)."""
         data = self.effective()
         for k in ("out", "note", "preset"):
             data.pop(k, None)
+        for section, names in _LEGACY_FIELDS.items():
+            model = getattr(self, section)
+            for name in list(data[section]):
+                if name not in names:
+                    if getattr(model, name) != type(model).model_fields[name].get_default(call_default_factory=True):
+                        return None
+                    del data[section][name]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def hash_of(saved: Any) -> str | None:
+    """``Config.hash`` of a config saved by an earlier run (config.json, batch.json), None if it no longer loads."""
+    try:
+        return Config.model_validate(saved).hash()
+    except (ValidationError, TypeError, ValueError):
+        return None
+
+
+# The fields that existed when ``legacy_hash`` was the hash (new fields are hashed only by ``hash``).
+_LEGACY_FIELDS = {
+    "llm": {"backend", "model", "base_url", "api_key_env", "temperature", "seed", "max_tokens", "timeout_s",
+            "max_retries", "backoff_s", "n_ctx", "device", "dtype", "options"},
+    "generator": {"backend", "model", "num_frames", "steps", "guidance", "fps", "height", "width", "dynamic_cfg",
+                  "scheduler", "dtype", "device", "offload", "vae_tiling", "max_prompt_tokens", "options"},
+    "captioner": {"backend", "model", "num_frames", "max_new_tokens", "frame_size", "dtype", "device", "options"},
+    "scorer": {"backend", "model", "num_frames", "frame_size", "dtype", "device", "batch_size",
+               "reference_truncation", "options"},
+    "loop": {"max_rounds", "min_rounds", "threshold", "patience", "epsilon", "sa_weight", "pc_weight", "seed",
+             "parse_retries", "history_in_refine", "allow_long_prompt"},
+}
+
+
+def _is_runtime(field: Any) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("runtime"))
+
+
+def _split(cfg: "Config", *, runtime: bool) -> dict[str, Any]:
+    data = cfg.effective()
+    out: dict[str, Any] = {}
+    for name, field in type(cfg).model_fields.items():
+        sub = getattr(cfg, name)
+        if isinstance(sub, BaseModel):
+            part = {k: v for k, v in data[name].items()
+                    if _is_runtime(type(sub).model_fields[k]) == runtime and k != "options"}
+            opts = {k: v for k, v in (data[name].get("options") or {}).items() if (k in RUNTIME_OPTIONS) == runtime}
+            if opts or (not runtime and "options" in data[name]):
+                part["options"] = opts
+            out[name] = part
+        elif _is_runtime(field) == runtime:
+            out[name] = data[name]
+    return out
 
 
 def check_options(section: str, backend: str, options: dict[str, Any], known: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -60,3 +60,7 @@ class Interrupted(Phyt2vError):
     """The user pressed Ctrl-C; the current step was written and the run can be resumed."""
 
     exit_code = 130
+
+
+class RunLocked(InputError):
+    """Another process is working on this run folder; the message names its pid and host."""

@@ -8,8 +8,13 @@ Every step is written to disk before the next starts, so a killed run resumes wh
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
+import re
+import shutil
 import signal
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -17,15 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import registry, steps
-from .config import Config, load_config
+from . import redact, registry, steps
+from .config import Config, hash_of, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
-from .record import CallLog, RunStore, slugify
-from .schemas import Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError
+from .locks import FolderLock
+from .record import CallLog, RunStore, fsync_path, slugify, video_problem
+from .schemas import Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError, now
 
 log = logging.getLogger("phyt2v")
 
 ROLES = ("llm", "generator", "captioner", "scorer")
+# The steps of a round, in order; a lost video drops "generate" and everything after it.
+ROUND_STEPS = ("generate", "caption", "score", "mismatch", "refine")
 
 
 @dataclass
@@ -124,6 +132,8 @@ class Refiner:
         self.on_event = on_event
         self.on_round = on_round
         self._stop_flag = False
+        self._calls_base = 0.0
+        redact.watch(self.config.llm.api_key_env)
 
     # ------------------------------------------------------------ plumbing
     def backend(self, role: str) -> Any:
@@ -147,9 +157,34 @@ class Refiner:
         log.warning(message)
         self._emit(Event("warning", round=k, data={"message": message}))
 
-    def run_id(self, prompt: str) -> str:
-        digest = hashlib.sha256(f"{prompt}\n{self.config.hash()}".encode()).hexdigest()[:8]
+    def run_id(self, prompt: str, config_hash: str | None = None) -> str:
+        digest = hashlib.sha256(f"{prompt}\n{config_hash or self.config.hash()}".encode()).hexdigest()[:8]
         return f"{slugify(prompt)}-{digest}"
+
+    def run_dir(self, prompt: str) -> Path:
+        """The run's folder: named by the config hash, or an existing folder named by the legacy hash
+        (made before runtime knobs left the hash), which is resumed."""
+        new = self.out / self.run_id(prompt)
+        if new.exists():
+            return new
+        legacy = self.config.legacy_hash()
+        old = self.out / self.run_id(prompt, legacy) if legacy else None
+        if old is None or not old.is_dir():  # made with other runtime knobs: find it by its saved config
+            old = next((d for d in sorted(self.out.glob(f"{slugify(prompt)}-*")) if self._same_run(d, prompt)), None)
+        if old is not None:
+            self._warn(f"resuming {old.name}, a run folder named by the earlier config hash")
+            return old
+        return new
+
+    def _same_run(self, d: Path, prompt: str) -> bool:
+        if not re.fullmatch(r".*-[0-9a-f]{8}", d.name) or not (d / "config.json").is_file():
+            return False
+        try:
+            saved = json.loads((d / "config.json").read_text(encoding="utf-8"))
+            rec = RunStore(d).load()
+        except (OSError, ValueError, Phyt2vError):
+            return False
+        return rec is not None and rec.prompt == prompt and hash_of(saved) == self.config.hash()
 
     def token_budget(self) -> int:
         gen = self._backends["generator"]
@@ -191,22 +226,36 @@ class Refiner:
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
         prompt = validate_prompt(prompt)
-        store = RunStore(self.out / (run_id or self.run_id(prompt)))
-        if fresh and store.dir.exists():
+        store = RunStore(self.out / run_id if run_id else self.run_dir(prompt))
+        with FolderLock(store.dir):  # a second process on this folder gets RunLocked (exit 2)
+            return self._refine_locked(prompt, store, fresh)
+
+    def _refine_locked(self, prompt: str, store: RunStore, fresh: bool) -> RefineResult:
+        if fresh and any(p.name != FolderLock.NAME for p in store.dir.iterdir()):
             backup = store.dir.with_name(f"{store.dir.name}.old-{int(time.time())}")
-            store.dir.rename(backup)
+            backup.mkdir()
+            for p in store.dir.iterdir():  # the folder (and its lock, held) stays
+                if p.name != FolderLock.NAME:
+                    p.rename(backup / p.name)
             self._warn(f"--fresh: the earlier run was moved to {backup}")
         rec = store.load()
         if rec is not None and rec.status == "finished":
-            self._emit(Event("run_end", data={"resumed": True, "already_finished": True}))
-            return RefineResult(rec, store.dir)
+            lost = self._lost_videos(rec, store)
+            if not lost:
+                self._emit(Event("run_end", data={"resumed": True, "already_finished": True}))
+                return RefineResult(rec, store.dir)
+            k, problem = lost[0]
+            self._warn(f"{store.dir} finished, but the video of round {k} is {problem}: generating it again")
         resumed = rec is not None
         if rec is None:
             rec = RunRecord(run_id=store.dir.name, prompt=prompt, config_hash=self.config.hash())
         store.dir.mkdir(parents=True, exist_ok=True)
         store.save_config(self.config.effective())
         rec.status, rec.error = "running", None
+        rec.invocations.append({"time": now(), "pid": os.getpid(), "host": socket.gethostname(),
+                                "config_hash": self.config.hash(), "runtime": self.config.runtime()})
         store.save(rec)
+        self._calls_base = rec.timings.get("model_calls_s", 0.0)
         self._emit(Event("run_start", data={"run_dir": str(store.dir), "resumed": resumed,
                                             "rounds_done": len(rec.rounds)}))
         t_run = time.perf_counter()
@@ -222,6 +271,14 @@ class Refiner:
                 rec.status = "interrupted"
                 store.save(rec)
                 raise
+            except InputError as e:
+                if not resumed and rec.rules is None and not rec.rounds:  # refused before any work: no run folder
+                    shutil.rmtree(store.dir, ignore_errors=True)
+                    raise
+                rec.status = "failed"
+                rec.error = StepError(step=self._current_step, kind=type(e).__name__, message=str(e))
+                store.save(rec)
+                raise
             except Exception as e:
                 err = e if isinstance(e, Phyt2vError) else BackendError(
                     f"{self._current_step or 'the run'} failed: {type(e).__name__}: {first_line(e)} "
@@ -235,9 +292,10 @@ class Refiner:
                     raise
                 raise err from e
             finally:
-                rec.timings["last_session_s"] = round(time.perf_counter() - t_run, 3)
-                rec.timings["model_calls_s"] = round(rec.timings.get("model_calls_s", 0.0) + store.calls.total_s, 3)
-                store.save(rec)
+                if store.dir.is_dir():
+                    rec.timings["last_session_s"] = round(time.perf_counter() - t_run, 3)
+                    rec.timings["model_calls_s"] = round(self._calls_base + store.calls.total_s, 3)
+                    store.save(rec)
         self._emit(Event("run_end", data={"resumed": resumed}))
         return RefineResult(rec, store.dir)
 
@@ -251,6 +309,7 @@ class Refiner:
             rnd.timings[f"{step}_s"] = round(seconds, 4)
             store.write_round(rnd)
         rec.best_round = best_round(rec.rounds)
+        rec.timings["model_calls_s"] = round(self._calls_base + store.calls.total_s, 3)  # survives a SIGKILL
         store.save(rec)
         self._emit(Event("step_end", round=rnd.index if rnd else None, step=step,
                          data={"seconds": seconds, **data}))
@@ -269,6 +328,7 @@ class Refiner:
         budget = rec.token_budget = self.token_budget()
         rec.models["generator"] = self.model_name("generator")
         if not rec.rounds:
+            self._current_step = "check prompt"
             n = gen.count_tokens(rec.prompt)
             if n > budget:
                 msg = (f"the prompt is {n} tokens but {gen.model_id} reads at most {budget}; shorten it, or "
@@ -287,11 +347,18 @@ class Refiner:
             rec.models[role] = self.model_name(role)
         current = rec.prompt
         for k in range(1, cfg.max_rounds + 1):
+            if len(rec.rounds) >= k and rec.rounds[k - 1].prompt != current:  # an earlier round was redone
+                self._warn(f"round {k - 1} was redone and refined its prompt differently: "
+                           f"rounds {k}..{len(rec.rounds)} are run again", k)
+                del rec.rounds[k - 1:]
             if len(rec.rounds) < k:
                 rec.rounds.append(RoundRecord(index=k, prompt=current))
             rnd = rec.rounds[k - 1]
             rnd.models = dict(rec.models)
             video = store.round_dir(k) / "video.mp4"
+            if "generate" in rnd.done and (problem := video_problem(video)):
+                self._warn(f"round {k}'s video {video} is {problem}: generating it again", k)
+                rnd.done = [s for s in rnd.done if s not in ROUND_STEPS]
             if "generate" not in rnd.done:
                 t0 = self._begin("generate", k)
                 rnd.prompt_tokens = gen.count_tokens(rnd.prompt)
@@ -304,6 +371,7 @@ class Refiner:
                                  on_step=lambda i, n, k=k: self._emit(Event("denoise", k, "generate",
                                                                             {"i": i, "total": n})))
                     e["output"] = str(video.relative_to(store.dir))
+                fsync_path(video)  # on disk before the record says it exists
                 rnd.video = str(video.relative_to(store.dir))
                 self._step_done(rec, store, rnd, "generate", time.perf_counter() - t0)
             if "caption" not in rnd.done:
@@ -324,6 +392,7 @@ class Refiner:
                     self.on_round(rnd)
             reason = stop_reason(rec.rounds[:k], cfg)
             if reason:
+                del rec.rounds[k:]  # rounds after a redone one that now stops here
                 return self._finish(rec, store, reason)
             if "mismatch" not in rnd.done:
                 t0 = self._begin("mismatch", k)
@@ -332,6 +401,7 @@ class Refiner:
                                                    retries=cfg.parse_retries)
                 self._step_done(rec, store, rnd, "mismatch", time.perf_counter() - t0)
             if not rnd.mismatch.mismatches and k >= cfg.min_rounds:
+                del rec.rounds[k:]
                 return self._finish(rec, store, "empty_mismatch")
             if "refine" not in rnd.done:
                 t0 = self._begin("refine", k)
@@ -340,6 +410,16 @@ class Refiner:
                 self._step_done(rec, store, rnd, "refine", time.perf_counter() - t0)
             current = rnd.refined_prompt
         self._finish(rec, store, "max_rounds")
+
+    @staticmethod
+    def _lost_videos(rec: RunRecord, store: RunStore) -> list[tuple[int, str]]:
+        """(round, problem) for each round of a run whose video is missing, empty or cut short."""
+        lost = []
+        for r in rec.rounds:
+            problem = video_problem(store.dir / r.video) if r.video else "missing"
+            if "generate" in r.done and problem:
+                lost.append((r.index, problem))
+        return lost
 
     def _refine(self, llm: Any, rec: RunRecord, rnd: RoundRecord, budget: int, calls: CallLog) -> Refinement:
         cfg, gen = self.config.loop, self._backends["generator"]

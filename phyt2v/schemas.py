@@ -107,3 +107,5 @@ class RunRecord(BaseModel):
     error: StepError | None = None
     models: dict[str, str] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
+    invocations: list[dict[str, Any]] = Field(default_factory=list, description="one entry per command that "
+                                              "worked on this run: time, pid, host, the config's runtime part")

@@ -9,7 +9,8 @@ import pytest
 
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm
 from phyt2v import batchdir
-from phyt2v.batch import Batch, Shard, append_line, parse_shard
+from phyt2v.batch import Batch, Shard, parse_shard
+from phyt2v.record import append_jsonl
 from phyt2v.config import load_config
 from phyt2v.errors import BackendError, InputError
 from phyt2v.loop import Refiner
@@ -132,10 +133,10 @@ def test_torn_last_line_is_redone_and_the_file_stays_valid(tmp_path):
     assert [r["prompt"] for r in res] == PROMPTS
 
 
-def test_append_line_cuts_a_torn_line_before_appending(tmp_path):
+def test_append_jsonl_cuts_a_torn_line_before_appending(tmp_path):
     p = tmp_path / "r.jsonl"
     p.write_text('{"id": "a"}\n{"id": "b", "tor')
-    append_line(p, {"id": "c"})
+    append_jsonl(p, {"id": "c"})
     assert p.read_text() == '{"id": "a"}\n{"id": "c"}\n'
 
 
@@ -209,3 +210,50 @@ def test_phygenbench_export_refuses_other_sources(tmp_path):
     video = (s.batch_dir / line["rounds"][0]["video"]).resolve()
     assert video.is_file()
     assert res.path.read_text().splitlines() == ["videopath,caption", f"{video},{PROMPTS[0]}"]
+
+
+def test_prompt_locked_by_another_process_is_skipped_and_revisited(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from phyt2v.batch import run_id_for
+
+    src, cfg, ref, parts = make(tmp_path)
+    b = Batch(src, cfg, out=tmp_path / "out", refiner=ref)
+    first = b.dir / "runs" / run_id_for(src.items[0])
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, time; from pathlib import Path; from phyt2v.locks import FolderLock; "
+            "FolderLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(1.5)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(first)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    assert holder.stdout.readline().strip() == "locked"
+    order = []
+    b.on_event = lambda kind, data: order.append(data["item"].index) if kind == "prompt_end" else None
+    s = b.run()
+    holder.wait(30)
+    assert order == [1, 2, 3, 0]  # prompt 0 waited for the other process, then was done here
+    assert s.finished == 4 and s.merged and len(lines(s.batch_dir / "results.jsonl")) == 4
+
+
+def test_prompts_another_process_finished_meanwhile_are_not_appended_again(tmp_path, monkeypatch):
+    src, cfg, ref, parts = make(tmp_path)
+    late = Batch(src, cfg, out=tmp_path / "out", refiner=ref)
+    Batch(src, cfg, out=tmp_path / "out", refiner=ref).run()  # another process does every prompt
+    n_gen = len(parts["generator"].calls)
+    results = late.dir / "results.jsonl"
+    before = results.read_text()
+    monkeypatch.setattr(late, "done_ids", lambda: set())  # as read before the other process wrote its lines
+    s = late.run()
+    assert s.by_others == 4 and s.finished == 0 and len(parts["generator"].calls) == n_gen
+    assert results.read_text() == before
+
+
+def test_prompt_refused_for_length_fails_its_line_at_check_prompt_without_a_run_folder(tmp_path):
+    long = " ".join(["word"] * 60)  # the fake generator reads at most 40 tokens
+    src, cfg, ref, parts = make(tmp_path, prompts=[PROMPTS[0], long])
+    s = Batch(src, cfg, out=tmp_path / "out", refiner=ref).run()
+    assert s.finished == 1 and len(s.failed) == 1
+    bad = s.failed[0]
+    assert bad["error"]["step"] == "check prompt" and bad["error"]["kind"] == "InputError"
+    assert "60 tokens" in bad["error"]["message"] and not (s.batch_dir / bad["run_dir"]).exists()

@@ -167,3 +167,24 @@ def test_exports_and_metrics_on_the_batch(tmp_path, reference):
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     assert m["n_finished"] == 3
+
+
+def test_two_plain_processes_on_one_folder_split_the_prompts(tmp_path, prompts_file):
+    cmd = batch_cmd(prompts_file, tmp_path, "--rounds", "1")
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, **ENV}) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    batch = the_batch(tmp_path)
+    lines = [json.loads(x) for x in (batch / "results.jsonl").read_text().splitlines()]
+    assert [x["prompt"] for x in lines] == PROMPTS and all(x["status"] == "finished" for x in lines)
+    workers = set()
+    for x in lines:  # each prompt computed once, by one of the two processes
+        run_dir = batch / x["run_dir"]
+        gens = [c for c in map(json.loads, (run_dir / "calls.jsonl").read_text().splitlines())
+                if c["role"] == "generator"]
+        invocations = json.loads((run_dir / "run.json").read_text())["invocations"]
+        assert len(gens) == 1 and len(invocations) == 1
+        workers.add(invocations[0]["pid"])
+    assert workers == {p.pid for p in procs}  # both did some of the work
+    assert len(batchdir.read_batch(batch)["invocations"]) == 2
