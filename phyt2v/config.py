@@ -31,7 +31,9 @@ class LLMConfig(_Strict):
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     seed: int | None = 0
     max_tokens: int = Field(1024, ge=16, le=32768)
-    timeout_s: float = Field(120.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0, description="deadline of one request; one call, retries and backoff "
+                                                     "included, takes at most timeout_s x (max_retries + 1) "
+                                                     "plus the backoff waits")
     max_retries: int = Field(3, ge=0, le=10, description="retries on 429/5xx/timeouts/connection errors")
     backoff_s: float = Field(1.0, ge=0.0, description="first retry delay; doubles each retry")
     n_ctx: int = Field(8192, ge=512, description="context length (embedded backend)")
@@ -237,6 +239,14 @@ def load_config(preset: str | None = None, *, file: str | Path | None = None,
             data[k] = {**data[k], **v}
         else:
             data[k] = v
+    # An endpoint given in this call (--set llm.base_url=URL, or llm={"base_url": ...}) selects the
+    # openai backend, even over a preset's `backend: embedded`, unless this call also names a backend.
+    named = {k.split("=", 1)[0].strip() for k in overrides or []}
+    top_llm = top.get("llm") if isinstance(top.get("llm"), dict) else {}
+    llm = data.get("llm")
+    if (isinstance(llm, dict) and llm.get("base_url") and ("llm.base_url" in named or "base_url" in top_llm)
+            and "llm.backend" not in named and "backend" not in top_llm):
+        llm["backend"] = "openai"
     try:
         return Config.model_validate(data)
     except ValidationError as e:
