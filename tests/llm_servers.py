@@ -83,9 +83,9 @@ HANG = ("hang",)
 RESET = ("reset",)
 
 
-def fail(code: int, message: str = "scripted failure") -> tuple:
-    """Answer with HTTP ``code`` and an OpenAI-style error body."""
-    return ("status", code, message)
+def fail(code: int, message: str = "scripted failure", retry_after: str | None = None) -> tuple:
+    """Answer with HTTP ``code`` and an OpenAI-style error body (and a Retry-After header if given)."""
+    return ("status", code, message, retry_after)
 
 
 def ok(content: str | None = "ok") -> tuple:
@@ -161,8 +161,9 @@ class FaultyServer:
                 action = owner.script[min(i, len(owner.script) - 1)]
                 kind = action[0]
                 if kind == "status":
-                    _, code, msg = action
-                    self._send(code, {"error": {"message": msg, "type": "test_error", "code": code}})
+                    _, code, msg, retry_after = action
+                    self._send(code, {"error": {"message": msg, "type": "test_error", "code": code}},
+                               headers={"Retry-After": retry_after} if retry_after else None)
                 elif kind == "json":
                     self._send(200, action[1])
                 elif kind == "raw":
@@ -194,10 +195,13 @@ class FaultyServer:
                 else:
                     raise ValueError(f"unknown action {action!r}")
 
-            def _send(self, code: int, body: Any, ctype: str = "application/json") -> None:
+            def _send(self, code: int, body: Any, ctype: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
                 blob = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
                 self.wfile.write(blob)

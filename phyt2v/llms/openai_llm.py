@@ -9,8 +9,8 @@ trips it. Each request therefore runs in a daemon worker thread that the caller 
 ``timeout_s``; at the deadline the request is abandoned: the client (and its sockets) is closed, so
 the worker ends at its next read, and a fresh client serves the next attempt. One ``complete()``
 call, retries and backoff waits included, never takes longer than ``budget_s``: ``timeout_s`` per
-attempt plus the doubling backoff waits (30 s x 4 + 1 + 2 + 4 s = 127 s with the defaults); a
-server's Retry-After cannot stretch it.
+attempt plus the doubling backoff waits plus one second for overheads (30 s x 4 + 1 + 2 + 4 + 1 s =
+128 s with the defaults); a server's Retry-After cannot stretch it (the last attempt gets what is left).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ log = logging.getLogger("phyt2v")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"  # used only when neither llm.model nor llm.base_url is set
 LOCAL_DUMMY_KEY = "not-needed"  # local servers accept any key
 MAX_RETRY_AFTER_S = 60.0
+BUDGET_GRACE_S = 1.0  # thread start, connect, parsing: so the last attempt still gets its full timeout_s
 NOT_JSON_HINT = ("check llm.base_url: it must be the OpenAI-compatible API (usually ending in /v1), "
                  "not a proxy's or web server's page")
 
@@ -201,7 +202,7 @@ class OpenAILLM:
     def budget_s(self) -> float:
         """The most one ``complete()`` call may take: every attempt's deadline plus the backoff waits."""
         waits = sum(self.backoff_s * 2 ** i for i in range(self.max_retries))
-        return self.timeout_s * (self.max_retries + 1) + waits
+        return self.timeout_s * (self.max_retries + 1) + waits + BUDGET_GRACE_S
 
     def _body(self, msgs: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int) -> dict:
         body: dict[str, Any] = {"model": self.model_id, "messages": msgs,
