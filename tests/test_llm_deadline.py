@@ -4,6 +4,7 @@ cannot stretch, and a 200 reply that is an HTML page instead of JSON."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -32,6 +33,10 @@ def make(srv: FaultyServer, **kw) -> OpenAILLM:
     return OpenAILLM(**args)
 
 
+def workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "phyt2v-llm-request" and t.is_alive()]
+
+
 def test_a_trickling_server_is_abandoned_at_the_deadline():
     # one byte a second: every socket read succeeds within the 1.5 s per-read timeout
     with FaultyServer([trickle("never finished")], hang_s=8.0) as srv:
@@ -41,6 +46,11 @@ def test_a_trickling_server_is_abandoned_at_the_deadline():
             llm.complete(MSGS)
         elapsed = time.monotonic() - t0
         assert srv.count == 2 and llm.abandoned == 2
+        # the abandoned requests' client was closed: their worker threads end at their next read
+        deadline = time.monotonic() + 3.0
+        while workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not workers()
     assert elapsed < 4.5, elapsed  # 2 x 1.5 s + backoff, not the server's pace
     assert srv.base_url in str(ei.value) and "\n" not in str(ei.value)
 
