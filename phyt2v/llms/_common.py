@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from typing import Any
 
 from ..errors import InputError
@@ -89,3 +90,27 @@ def finish_reason(reply: Any, llm: Any = None) -> str | None:
     if reason is None and llm is not None:
         reason = getattr(llm, "last_finish_reason", None)
     return reason if isinstance(reason, str) else None
+
+
+class Abandoned(Exception):
+    """A request still running at its deadline (it was abandoned)."""
+
+
+def call_with_deadline(fn: Any, seconds: float) -> Any:
+    """``fn()`` in a daemon thread; its result or exception, or ``Abandoned`` after ``seconds``."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller below
+            box["error"] = e
+
+    worker = threading.Thread(target=work, name="phyt2v-llm-request", daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0.0))
+    if worker.is_alive():
+        raise Abandoned
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, LLMError
-from ._common import Reply, check_messages, json_schema_format, one_line
+from ._common import (Reply, Abandoned, call_with_deadline, check_messages, json_schema_format,
+                      one_line)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -40,30 +40,6 @@ NOT_JSON_HINT = ("check llm.base_url: it must be the OpenAI-compatible API (usua
 
 def _secs(seconds: float) -> str:
     return f"{max(round(seconds, 1), 0.1):g}s"
-
-
-class _Abandoned(Exception):
-    """A request still running at its deadline (it was abandoned)."""
-
-
-def _call_with_deadline(fn: Any, seconds: float) -> Any:
-    """``fn()`` in a daemon thread; its result or exception, or ``_Abandoned`` after ``seconds``."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed to the caller below
-            box["error"] = e
-
-    worker = threading.Thread(target=work, name="phyt2v-llm-request", daemon=True)
-    worker.start()
-    worker.join(max(seconds, 0.0))
-    if worker.is_alive():
-        raise _Abandoned
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 class OpenAILLM:
@@ -134,8 +110,8 @@ class OpenAILLM:
         client is closed (the worker thread then fails at its next read) and replaced by a fresh one."""
         client = self._client
         try:
-            return _call_with_deadline(lambda: fn(client), seconds)
-        except _Abandoned:
+            return call_with_deadline(lambda: fn(client), seconds)
+        except Abandoned:
             self.abandoned += 1
             self._client = self._new_client()
             try:
@@ -163,7 +139,7 @@ class OpenAILLM:
             try:
                 http = self._request(lambda c: c.chat.completions.with_raw_response.create(**body)
                                      .http_response, wait)
-            except _Abandoned:
+            except Abandoned:
                 self._wait_or_raise(attempts, end, f"timeout after {_secs(wait)}")
                 continue
             except openai.APIStatusError as e:
