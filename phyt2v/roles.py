@@ -17,7 +17,9 @@ StepCallback = Callable[[int, int], None]  # (step done, total steps)
 @runtime_checkable
 class LLM(Protocol):
     """A chat model. ``schema`` is a JSON schema the reply must follow, when the backend can
-    constrain its output (``supports_schema``); otherwise it is ignored and the caller parses."""
+    constrain its output (``supports_schema``); otherwise it is ignored and the caller parses.
+    Optional: a reply that is a ``str`` subclass with ``finish_reason`` ("length" when cut at max_tokens;
+    see ``llms._common.Reply``), or a ``last_finish_reason`` attribute; a plain ``str`` still works."""
 
     backend: str
     model_id: str

@@ -5,13 +5,17 @@ and one call to ``run_step``, which climbs the parse ladder:
 2. JSON extraction from the reply (fences, prose, trailing commas, truncation) and validation;
 3. a bounded retry that shows the model its error.
 
-A reply that still fails raises ``ParseError`` with the raw text. Provider errors (``LLMError``)
-pass straight through: they are never retried as parse errors.
+A reply cut at max_tokens (``finish_reason == "length"``) is never accepted, even when the JSON
+repair could close it: it is re-asked once for a shorter answer (within the same retry bound), and
+a second cut raises ``ParseError`` naming ``llm.max_tokens``. A reply that still fails raises
+``ParseError`` with the raw text. Provider errors (``LLMError``) pass straight through: they are
+never retried as parse errors.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -19,6 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from .errors import ParseError
+from .llms._common import finish_reason
 from .parsing import ReplyError, field_list, parse_reply
 from .record import CallLog
 from .resources import prompts_dir
@@ -60,30 +65,50 @@ def render(name: str, **values: Any) -> list[Message]:
 
 
 def run_step(llm: LLM, step: str, model: type[M], values: dict[str, Any], *, log: CallLog,
-             retries: int = 2, max_tokens: int | None = None) -> M:
+             retries: int = 2, max_tokens: int | None = None, note: str = "") -> M:
+    """``note`` is appended to the user message (e.g. a measured length to fix)."""
     messages = render(step, fields=field_list(model), **values)
+    if note:
+        messages[-1] = {"role": "user", "content": f"{messages[-1]['content']}\n\n{note}"}
     schema = model.model_json_schema() if getattr(llm, "supports_schema", False) else None
-    raw = ""
+    raw, cuts = "", 0
     for attempt in range(retries + 1):
         with log.call("llm", llm, step, {"messages": messages, "schema": bool(schema),
                                           "attempt": attempt + 1}) as entry:
-            raw = llm.complete(messages, schema=schema, max_tokens=max_tokens)
-            entry["output"] = raw
-            try:
-                parsed = parse_reply(raw, model)
-            except ReplyError as e:
-                problem = entry["parse_error"] = str(e)
-                parsed = None
+            reply = llm.complete(messages, schema=schema, max_tokens=max_tokens)
+            raw = entry["output"] = str(reply)
+            parsed = None
+            if finish_reason(reply, llm) == "length":  # cut mid-answer: never accepted, even if it parses
+                cuts += 1
+                problem = entry["parse_error"] = "it was cut off at the length limit (max_tokens)"
+            else:
+                try:
+                    parsed = parse_reply(raw, model)
+                except ReplyError as e:
+                    problem = entry["parse_error"] = str(e)
         if parsed is not None:
             return parsed
+        if cuts >= 2 or (cuts and attempt == retries):
+            raise _cut_error(llm, step, model, raw, max_tokens, cuts)
+        fix = "Reply again, much SHORTER, with only a JSON object " if cuts else "Reply again with only a JSON object "
         messages = messages + [
             {"role": "assistant", "content": raw or "(empty reply)"},
-            {"role": "user", "content": f"Your reply could not be used: {problem}. Reply again with only a "
-                                        f"JSON object with exactly these fields:\n{field_list(model)}"},
+            {"role": "user", "content": f"Your reply could not be used: {problem}. {fix}with exactly these "
+                                        f"fields:\n{field_list(model)}"},
         ]
     raise ParseError(f"the LLM's {step} reply could not be parsed after {retries + 1} attempts "
                      f"({problem}); expected fields: {', '.join(model.model_fields)}",
                      raw=raw, expected=list(model.model_fields), step=step)
+
+
+def _cut_error(llm: LLM, step: str, model: type[BaseModel], raw: str, max_tokens: int | None,
+               cuts: int) -> ParseError:
+    limit = max_tokens or getattr(llm, "max_tokens", None)
+    now = f" = {limit}" if isinstance(limit, int) else ""
+    bigger = f"--set llm.max_tokens={min(2 * limit, 32768)}" if isinstance(limit, int) else "--set llm.max_tokens=2048"
+    times = "twice" if cuts >= 2 else "and no retry was left (loop.parse_retries)"
+    return ParseError(f"the LLM's {step} reply was cut off at its token limit (llm.max_tokens{now}) {times}; "
+                      f"raise it, e.g. {bigger}", raw=raw, expected=list(model.model_fields), step=step)
 
 
 def _bullets(items: list[str]) -> str:
@@ -129,10 +154,15 @@ def refine_prompt(llm: LLM, *, user_prompt: str, prompt: str, rules: Rules, mism
 
 
 def enhance_prompt(llm: LLM, prompt: str, rules: Rules, *, budget_tokens: int, log: CallLog,
-                   retries: int = 2) -> Refinement:
+                   retries: int = 2, note: str = "") -> Refinement:
     values = {"prompt": prompt, "objects": ", ".join(rules.objects) or "(none)", "rules": _bullets(rules.rules),
               "expected_outcome": rules.expected_outcome, **budget_values(budget_tokens)}
-    return run_step(llm, "enhance", Refinement, values, log=log, retries=retries)
+    return run_step(llm, "enhance", Refinement, values, log=log, retries=retries, note=note)
+
+
+def estimate_tokens(text: str) -> int:
+    """A video text encoder's token count estimated from words (when no tokenizer is loaded)."""
+    return math.ceil(len(text.split()) * TOKENS_PER_WORD)
 
 
 def as_json(model: BaseModel) -> str:

@@ -3,7 +3,8 @@
 - ``smollm_server()``: a real xllamacpp OpenAI-compatible HTTP server on 127.0.0.1 serving the
   bundled SmolLM2-135M GGUF; yields its ``base_url`` (``http://127.0.0.1:PORT/v1``).
 - ``FaultyServer``: a scriptable stdlib HTTP server for fault injection (429/5xx/hang/reset/
-  a given body), counting requests. Both stop by themselves when the ``with`` block ends.
+  a given body, a body trickled one byte at a time, an HTML page with status 200, a reply cut at
+  max_tokens), counting requests. Both stop by themselves when the ``with`` block ends.
 - ``make_tiny_causal_lm(dir)``: a random-weight 2-layer Qwen2 + a byte-level Qwen2 tokenizer
   with a ChatML chat template, saved with ``save_pretrained`` (load it back by path).
 """
@@ -82,9 +83,9 @@ HANG = ("hang",)
 RESET = ("reset",)
 
 
-def fail(code: int, message: str = "scripted failure") -> tuple:
-    """Answer with HTTP ``code`` and an OpenAI-style error body."""
-    return ("status", code, message)
+def fail(code: int, message: str = "scripted failure", retry_after: str | None = None) -> tuple:
+    """Answer with HTTP ``code`` and an OpenAI-style error body (and a Retry-After header if given)."""
+    return ("status", code, message, retry_after)
 
 
 def ok(content: str | None = "ok") -> tuple:
@@ -92,17 +93,34 @@ def ok(content: str | None = "ok") -> tuple:
     return ("json", chat_body(content))
 
 
-def chat_body(content: str | None) -> dict[str, Any]:
+def cut(content: str) -> tuple:
+    """Answer 200 with a completion cut at max_tokens (``finish_reason: "length"``)."""
+    return ("json", chat_body(content, finish_reason="length"))
+
+
+def trickle(content: str = "ok", interval_s: float = 1.0) -> tuple:
+    """Send the headers at once, then a valid chat completion one byte every ``interval_s`` seconds
+    (until done, ``hang_s`` is up, or the server stops)."""
+    return ("trickle", json.dumps(chat_body(content)).encode(), interval_s)
+
+
+def page(body: str = "<html><body><h1>502 Bad Gateway</h1></body></html>", *, code: int = 200,
+         content_type: str = "text/html") -> tuple:
+    """Answer ``code`` with a non-JSON body (a proxy's error page)."""
+    return ("raw", code, content_type, body.encode())
+
+
+def chat_body(content: str | None, finish_reason: str = "stop") -> dict[str, Any]:
     return {"id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": "test",
-            "choices": [{"index": 0, "finish_reason": "stop",
+            "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 
 
 class FaultyServer:
     """HTTP server on 127.0.0.1 that answers request *i* with ``script[i]`` (the last entry
-    repeats): ``fail(code, msg)``, ``ok(text)``, ``("json", body)``, ``HANG`` (no answer for
-    ``hang_s`` or until stopped) or ``RESET`` (TCP reset). ``requests`` records every
+    repeats): ``fail(code, msg)``, ``ok(text)``, ``cut(text)``, ``("json", body)``, ``page(html)``,
+    ``trickle(text)``, ``HANG`` (no answer for ``hang_s`` or until stopped) or ``RESET`` (TCP reset). ``requests`` records every
     chat-completions request as ``{"path", "headers" (lower-case names), "json"}``."""
 
     def __init__(self, script: list[tuple], *, hang_s: float = 5.0):
@@ -143,10 +161,30 @@ class FaultyServer:
                 action = owner.script[min(i, len(owner.script) - 1)]
                 kind = action[0]
                 if kind == "status":
-                    _, code, msg = action
-                    self._send(code, {"error": {"message": msg, "type": "test_error", "code": code}})
+                    _, code, msg, retry_after = action
+                    self._send(code, {"error": {"message": msg, "type": "test_error", "code": code}},
+                               headers={"Retry-After": retry_after} if retry_after else None)
                 elif kind == "json":
                     self._send(200, action[1])
+                elif kind == "raw":
+                    _, code, ctype, blob = action
+                    self._send(code, blob, ctype)
+                elif kind == "trickle":
+                    _, blob, interval = action
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(blob)))
+                    self.end_headers()
+                    end = time.monotonic() + owner.hang_s
+                    try:
+                        for i in range(len(blob)):
+                            self.wfile.write(blob[i:i + 1])
+                            self.wfile.flush()
+                            if time.monotonic() > end or owner._stop.wait(interval):
+                                break
+                    except OSError:  # the client gave up and closed the connection
+                        pass
+                    self.close_connection = True
                 elif kind == "hang":
                     owner._stop.wait(owner.hang_s)
                     self.close_connection = True
@@ -157,10 +195,13 @@ class FaultyServer:
                 else:
                     raise ValueError(f"unknown action {action!r}")
 
-            def _send(self, code: int, body: Any) -> None:
-                blob = json.dumps(body).encode()
+            def _send(self, code: int, body: Any, ctype: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+                blob = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(blob)))
                 self.end_headers()
                 self.wfile.write(blob)

@@ -135,7 +135,8 @@ def test_openai_backend_through_real_http_server(tmp_path):
     with smollm_server(n_ctx=4096) as base_url:
         p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--rounds", "2",
                     "--set", "llm.backend=openai", "--set", f"llm.base_url={base_url}",
-                    "--set", "llm.model=smollm2", env={"OPENAI_API_KEY": FAKE_KEY})
+                    "--set", "llm.model=smollm2", "--set", "llm.timeout_s=300",  # a CPU server on a busy box
+                    env={"OPENAI_API_KEY": FAKE_KEY})
     assert p.returncode == 0, p.stderr[-3000:]
     run_dir, rec = the_run(tmp_path)
     assert rec.status == "finished" and rec.models["llm"] == "openai:smollm2"

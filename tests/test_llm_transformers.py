@@ -89,3 +89,21 @@ def test_cuda_without_cuda_is_a_config_error(model_dir):
         pytest.skip("CUDA present")
     with pytest.raises(ConfigError, match="CUDA is not available"):
         TransformersLLM(model=str(model_dir), device="cuda")
+
+
+def test_finish_reason_is_length_without_an_end_token_and_stop_with_one(greedy):
+    import torch
+
+    llm = greedy[0]
+    cut = llm.complete(MSGS, max_tokens=3)
+    assert cut.finish_reason == "length" and llm.last_finish_reason == "length"
+    ids = llm.tokenizer(llm._prompt(MSGS), return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        first = int(llm.model(**ids).logits[0, -1].argmax())
+    saved = llm.model.generation_config.eos_token_id
+    llm.model.generation_config.eos_token_id = first  # the first greedy token now ends the reply
+    try:
+        done = llm.complete(MSGS, max_tokens=1)  # all of max_tokens used, but it ended on the end token
+    finally:
+        llm.model.generation_config.eos_token_id = saved
+    assert llm.last_new_tokens == 1 and done.finish_reason == "stop"

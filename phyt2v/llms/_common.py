@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from typing import Any
 
 from ..errors import InputError
@@ -67,3 +68,49 @@ def one_line(text: Any, limit: int = 300) -> str:
     """Collapse whitespace and cut, for error messages."""
     s = " ".join(str(text).split())
     return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+class Reply(str):
+    """A backend's reply: the text, plus why generation stopped in ``finish_reason``: ``"stop"``,
+    ``"length"`` (cut at max_tokens) or None when the backend cannot tell. A plain ``str`` from a
+    third-party backend is read as ``finish_reason`` None."""
+
+    finish_reason: str | None
+
+    def __new__(cls, text: str | None, finish_reason: str | None = None) -> "Reply":
+        obj = super().__new__(cls, text or "")
+        obj.finish_reason = finish_reason
+        return obj
+
+
+def finish_reason(reply: Any, llm: Any = None) -> str | None:
+    """Why a reply stopped: ``reply.finish_reason`` (a ``Reply``), else the backend's
+    ``last_finish_reason`` attribute, else None (unknown: accepted as before)."""
+    reason = getattr(reply, "finish_reason", None)
+    if reason is None and llm is not None:
+        reason = getattr(llm, "last_finish_reason", None)
+    return reason if isinstance(reason, str) else None
+
+
+class Abandoned(Exception):
+    """A request still running at its deadline (it was abandoned)."""
+
+
+def call_with_deadline(fn: Any, seconds: float) -> Any:
+    """``fn()`` in a daemon thread; its result or exception, or ``Abandoned`` after ``seconds``."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller below
+            box["error"] = e
+
+    worker = threading.Thread(target=work, name="phyt2v-llm-request", daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0.0))
+    if worker.is_alive():
+        raise Abandoned
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

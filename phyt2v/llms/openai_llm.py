@@ -3,17 +3,27 @@
 The key comes only from the environment variable named by ``api_key_env``; it is never
 stored on the object, written anywhere, or shown in an error. Retries are bounded and ours
 (the client's own retries are off) so the number of requests is exact.
+
+Deadlines: httpx's timeout is per socket read, so a server that trickles one byte a second never
+trips it. Each request therefore runs in a daemon worker thread that the caller waits for at most
+``timeout_s``; at the deadline the request is abandoned: the client (and its sockets) is closed, so
+the worker ends at its next read, and a fresh client serves the next attempt. One ``complete()``
+call, retries and backoff waits included, never takes longer than ``budget_s``: ``timeout_s`` per
+attempt plus the doubling backoff waits plus one second for overheads (30 s x 4 + 1 + 2 + 4 + 1 s =
+128 s with the defaults); a server's Retry-After cannot stretch it (the last attempt gets what is left).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, LLMError
-from ._common import check_messages, json_schema_format, one_line
+from ._common import (Reply, Abandoned, call_with_deadline, check_messages, json_schema_format,
+                      one_line)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -23,6 +33,13 @@ log = logging.getLogger("phyt2v")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"  # used only when neither llm.model nor llm.base_url is set
 LOCAL_DUMMY_KEY = "not-needed"  # local servers accept any key
 MAX_RETRY_AFTER_S = 60.0
+BUDGET_GRACE_S = 1.0  # thread start, connect, parsing: so the last attempt still gets its full timeout_s
+NOT_JSON_HINT = ("check llm.base_url: it must be the OpenAI-compatible API (usually ending in /v1), "
+                 "not a proxy's or web server's page")
+
+
+def _secs(seconds: float) -> str:
+    return f"{max(round(seconds, 1), 0.1):g}s"
 
 
 class OpenAILLM:
@@ -32,7 +49,7 @@ class OpenAILLM:
 
     def __init__(self, *, model: str | None = None, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.2, seed: int | None = 0,
-                 max_tokens: int = 1024, timeout_s: float = 120.0, max_retries: int = 3,
+                 max_tokens: int = 1024, timeout_s: float = 30.0, max_retries: int = 3,
                  backoff_s: float = 1.0, options: dict[str, Any] | None = None):
         import openai
 
@@ -45,13 +62,13 @@ class OpenAILLM:
             raise ConfigError(f"no API key: set the environment variable {api_key_env} "
                               "(llm.api_key_env names it), or set llm.base_url to a local "
                               "OpenAI-compatible server (vLLM, Ollama, llama.cpp).")
-        self._client = openai.OpenAI(api_key=key or LOCAL_DUMMY_KEY, base_url=base_url or None,
-                                     timeout=timeout_s, max_retries=0)
+        self.timeout_s = timeout_s
+        self._base_url_arg = base_url or None
+        self._client = self._new_client()
         self.base_url = str(self._client.base_url).rstrip("/")
         self.temperature = temperature
         self.seed = seed
         self.max_tokens = max_tokens
-        self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.options = dict(options or {})
@@ -59,6 +76,8 @@ class OpenAILLM:
         self._max_tokens_key = "max_tokens"
         self._send_temperature = True
         self.requests = 0  # HTTP requests sent (for run records and tests)
+        self.abandoned = 0  # requests given up at their deadline
+        self.last_finish_reason: str | None = None
         self.model_id = model or (self._served_model() if base_url else DEFAULT_OPENAI_MODEL)
 
     @classmethod
@@ -80,21 +99,49 @@ class OpenAILLM:
         """Close the HTTP connection pool."""
         self._client.close()
 
+    def _new_client(self) -> Any:
+        import openai
+
+        key = os.environ.get(self._key_env) or LOCAL_DUMMY_KEY
+        return openai.OpenAI(api_key=key, base_url=self._base_url_arg, timeout=self.timeout_s, max_retries=0)
+
+    def _request(self, fn: Any, seconds: float) -> Any:
+        """``fn(client)`` with a deadline of ``seconds``; at the deadline the request is abandoned: its
+        client is closed (the worker thread then fails at its next read) and replaced by a fresh one."""
+        client = self._client
+        try:
+            return call_with_deadline(lambda: fn(client), seconds)
+        except Abandoned:
+            self.abandoned += 1
+            self._client = self._new_client()
+            try:
+                client.close()
+            except Exception as e:  # closing a half-used pool must never hide the timeout
+                log.debug("closing the abandoned LLM client failed: %s", type(e).__name__)
+            raise
+
     # ------------------------------------------------------------------ calls
 
     def complete(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None,
-                 max_tokens: int | None = None) -> str:
-        """Send one chat request (with bounded retries) and return the reply text ("" if empty)."""
+                 max_tokens: int | None = None) -> Reply:
+        """Send one chat request (with bounded retries) and return the reply text ("" if empty) as a
+        ``Reply`` whose ``finish_reason`` says whether it was cut at max_tokens ("length")."""
         import openai
 
         msgs = check_messages(messages)
+        end = time.monotonic() + self.budget_s  # the whole call, retries and waits included
         attempts, fallbacks = 0, 0
         while True:
             body = self._body(msgs, schema, max_tokens or self.max_tokens)
             attempts += 1
             self.requests += 1
+            wait = min(self.timeout_s, end - time.monotonic())
             try:
-                resp = self._client.chat.completions.create(**body)
+                http = self._request(lambda c: c.chat.completions.with_raw_response.create(**body)
+                                     .http_response, wait)
+            except Abandoned:
+                self._wait_or_raise(attempts, end, f"timeout after {_secs(wait)}")
+                continue
             except openai.APIStatusError as e:
                 code = e.status_code
                 if code in (400, 422) and fallbacks < 4 and self._fallback(e, body):
@@ -103,22 +150,35 @@ class OpenAILLM:
                     continue
                 if code in (408, 429) or code >= 500:
                     kind = f"HTTP {code}" + (" (rate limited)" if code == 429 else "")
-                    self._wait_or_raise(attempts, kind, e.response.headers.get("retry-after"))
+                    self._wait_or_raise(attempts, end, kind, e.response.headers.get("retry-after"))
                     continue
                 raise LLMError(self._fail_line(f"HTTP {code}: {self._detail(e)}", attempts,
                                                self._hint(code))) from None
             except openai.APITimeoutError:
-                self._wait_or_raise(attempts, f"timeout after {self.timeout_s:g}s")
+                self._wait_or_raise(attempts, end, f"timeout after {_secs(wait)}")
                 continue
             except openai.APIConnectionError as e:
                 cause = type(e.__cause__).__name__ if e.__cause__ else "no response"
-                self._wait_or_raise(attempts, f"connection error ({cause})")
+                self._wait_or_raise(attempts, end, f"connection error ({cause})")
                 continue
             except openai.OpenAIError as e:
                 raise LLMError(self._fail_line(f"bad response ({type(e).__name__}: {self._detail(e)})",
                                                attempts, "check that the endpoint is OpenAI-compatible"
                                                )) from None
-            return self._text(resp, attempts)
+            try:
+                data = json.loads(http.text)
+            except ValueError:  # a proxy's HTML error page, a captive portal, ...: transient
+                start = self._scrub(one_line(http.text, 80)) or "(empty)"
+                self._wait_or_raise(attempts, end, f"HTTP {http.status_code} reply is not an OpenAI-compatible "
+                                                   f"JSON response (body starts: {start!r})", hint=NOT_JSON_HINT)
+                continue
+            return self._reply(data, attempts)
+
+    @property
+    def budget_s(self) -> float:
+        """The most one ``complete()`` call may take: every attempt's deadline plus the backoff waits."""
+        waits = sum(self.backoff_s * 2 ** i for i in range(self.max_retries))
+        return self.timeout_s * (self.max_retries + 1) + waits + BUDGET_GRACE_S
 
     def _body(self, msgs: list[dict[str, str]], schema: dict[str, Any] | None, max_tokens: int) -> dict:
         body: dict[str, Any] = {"model": self.model_id, "messages": msgs,
@@ -152,27 +212,35 @@ class OpenAILLM:
             return True
         return False
 
-    def _wait_or_raise(self, attempts: int, kind: str, retry_after: str | None = None) -> None:
+    def _wait_or_raise(self, attempts: int, end: float, kind: str, retry_after: str | None = None,
+                       hint: str | None = None) -> None:
+        hint = hint or "check that the server is up and reachable, or raise llm.max_retries / llm.timeout_s"
         if attempts > self.max_retries:
-            raise LLMError(self._fail_line(kind, attempts, "check that the server is up and reachable, "
-                                           "or raise llm.max_retries / llm.timeout_s")) from None
+            raise LLMError(self._fail_line(kind, attempts, hint)) from None
         delay = self.backoff_s * 2 ** (attempts - 1)
         try:
             delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S)) if retry_after else delay
         except ValueError:
             pass
+        if end - time.monotonic() - delay < min(self.timeout_s, 1.0) / 2:  # no time left for another try
+            raise LLMError(self._fail_line(kind, attempts, f"the {self.budget_s:.3g}s budget of one LLM call "
+                                           "(llm.timeout_s per attempt plus backoff) is spent; " + hint)) from None
         log.warning("LLM request to %s failed (%s); retry %d/%d in %.2fs", self.base_url, kind,
                     attempts, self.max_retries, delay)
         time.sleep(delay)
 
-    def _text(self, resp: Any, attempts: int) -> str:
-        choices = getattr(resp, "choices", None)
-        if not choices:
-            err = getattr(resp, "error", None) or getattr(resp, "model_extra", None) or {}
-            raise LLMError(self._fail_line(f"reply has no choices ({one_line(err, 200)})", attempts,
-                                           "check llm.model and the server's log"))
-        msg = choices[0].message
-        return (msg.content if msg is not None and msg.content else "") or ""
+    def _reply(self, data: Any, attempts: int) -> Reply:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(first, dict):
+            err = (data.get("error") if isinstance(data, dict) else None) or data
+            raise LLMError(self._fail_line(f"reply has no choices ({self._scrub(one_line(err, 200))})",
+                                           attempts, "check llm.model and the server's log"))
+        msg = first.get("message")
+        text = msg.get("content") if isinstance(msg, dict) else None
+        reason = first.get("finish_reason")
+        self.last_finish_reason = reason if isinstance(reason, str) else None
+        return Reply(text if isinstance(text, str) else "", self.last_finish_reason)
 
     # ------------------------------------------------------------------ messages
 
@@ -180,7 +248,8 @@ class OpenAILLM:
         """The first model a local server lists (llama.cpp accepts any name; vLLM/Ollama do not)."""
         try:
             self.requests += 1
-            models = self._client.models.list(timeout=min(self.timeout_s, 10.0))
+            wait = min(self.timeout_s, 10.0)
+            models = self._request(lambda c: c.models.list(timeout=wait), wait)
             first = next(iter(models.data), None)
             if first is not None and first.id:
                 return str(first.id)

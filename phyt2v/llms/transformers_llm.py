@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .. import registry
 from ..devices import resolve_device, resolve_dtype
 from ..errors import BackendError, ConfigError
-from ._common import check_messages, one_line
+from ._common import Reply, check_messages, one_line
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -43,6 +43,7 @@ class TransformersLLM:
         self.seed = seed
         self.max_tokens = max_tokens
         self.last_new_tokens = 0
+        self.last_finish_reason: str | None = None
         common = {k: opts[k] for k in ("trust_remote_code", "revision") if k in opts}
         extra = {k: opts[k] for k in ("attn_implementation", "device_map") if k in opts}
         try:
@@ -76,8 +77,9 @@ class TransformersLLM:
         return "\n".join(lines + ["Assistant:"])
 
     def complete(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None,
-                 max_tokens: int | None = None) -> str:
-        """Generate a reply; ``schema`` is ignored (not constrained) and left to the caller's parser."""
+                 max_tokens: int | None = None) -> Reply:
+        """Generate a reply; ``schema`` is ignored (not constrained) and left to the caller's parser.
+        ``finish_reason`` is "length" when generation used all max_tokens without an end token."""
         import torch
         from transformers import GenerationConfig
 
@@ -91,7 +93,8 @@ class TransformersLLM:
         pad = tok.pad_token_id if tok.pad_token_id is not None else (
             eos[0] if isinstance(eos, list) else eos)
         sample = self.temperature > 0
-        gen = GenerationConfig(max_new_tokens=max_tokens or self.max_tokens, do_sample=sample,
+        limit = max_tokens or self.max_tokens
+        gen = GenerationConfig(max_new_tokens=limit, do_sample=sample,
                                eos_token_id=eos, pad_token_id=pad,
                                **({"temperature": self.temperature, "top_p": 1.0, "top_k": 0}
                                   if sample else {}))
@@ -101,4 +104,7 @@ class TransformersLLM:
             out = self.model.generate(**inputs, generation_config=gen)
         new = out[0, inputs["input_ids"].shape[1]:]
         self.last_new_tokens = int(new.shape[0])
-        return tok.decode(new, skip_special_tokens=True).strip()
+        stops = set(eos if isinstance(eos, list) else [eos]) - {None}
+        ended = any(int(t) in stops for t in new.tolist())  # padding after an end token counts as ended
+        self.last_finish_reason = "length" if self.last_new_tokens >= limit and not ended else "stop"
+        return Reply(tok.decode(new, skip_special_tokens=True).strip(), self.last_finish_reason)
