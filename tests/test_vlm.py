@@ -76,10 +76,45 @@ def test_frames_fed_as_images_without_torchvision(roles, shared_video):
     assert inputs["pixel_values"].shape[0] == int(grid.prod(-1).sum())
 
 
-def test_caption_on_shared_video(roles, shared_video):
+def _greedy_text(model, processor, frames, instruction, max_new_tokens):
+    """Greedy decoding by hand: argmax of a full forward pass, one token at a time."""
+    import torch
+
+    tok = processor.tokenizer
+    messages = [{"role": "user", "content": [{"type": "image"}] * len(frames) + [{"type": "text", "text": instruction}]}]
+    chat = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    batch = dict(processor(text=[chat], images=frames, return_tensors="pt"))
+    prompt_len = batch["input_ids"].shape[1]
+    ids = batch["input_ids"]
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            extra = ids.shape[1] - prompt_len
+            step = dict(batch, input_ids=ids, attention_mask=torch.ones_like(ids),
+                        mm_token_type_ids=torch.nn.functional.pad(batch["mm_token_type_ids"], (0, extra)))
+            nxt = model(**step).logits[0, -1].argmax().view(1, 1)
+            ids = torch.cat([ids, nxt], 1)
+            if int(nxt) == tok.eos_token_id:
+                break
+    return tok.decode(ids[0, prompt_len:], skip_special_tokens=True)
+
+
+def test_caption_is_the_greedy_answer_to_the_instruction_with_the_objects(roles, shared_video):
+    from phyt2v.captioners.vlm import caption_instruction
+
     cap, _, _ = roles
-    text = cap.caption(shared_video, objects=["brush", "car"])
-    assert isinstance(text, str) and "\n" not in text
+    seen = []
+    hook = cap.model.register_forward_pre_hook(
+        lambda mod, args, kw: seen.append(kw["input_ids"][0]) if not seen else None, with_kwargs=True)
+    try:
+        text = cap.caption(shared_video, objects=["brush", "car"])
+    finally:
+        hook.remove()
+    seen_text = cap.processor.tokenizer.decode(seen[0])
+    assert "brush and car" in seen_text  # the objects reach the model
+    assert seen_text.count("<|vision_start|>") == 4  # one image per sampled frame (captioner.num_frames)
+    frames = vlm.video_frames(shared_video, 4, 64)
+    want = _greedy_text(cap.model, cap.processor, frames, caption_instruction(4, ["brush", "car"]), 12)
+    assert text and text == " ".join(want.split())
 
 
 def test_caption_on_generated_video(roles, generated_video):
