@@ -186,3 +186,16 @@ def test_score_command_rejects_bad_arguments(run_cli, vids, args, message):
 
     r = run_cli(["score", vids["ok0"], *args])
     assert isinstance(r.exception, InputError) and message in str(r.exception)
+
+
+def test_truncated_video_is_an_error_row(run_cli, ckpt, vids, truncated_video, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    r = run_cli(["score", truncated_video, vids["ok0"], "--prompt", "An apple falls.", "--scorer", "videocon",
+                 "--out", out, "--set", f"scorer.model={ckpt}", "--set", "scorer.device=cpu",
+                 "--set", "scorer.num_frames=8"])
+    assert r.exit_code == 1, r.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    bad = next(x for x in rows if x["path"] == str(truncated_video))
+    assert bad["sa"] is None and "truncated or corrupt" in bad["error"] and str(truncated_video) in bad["error"]
+    assert "20 of the 32 frames" in bad["error"]
+    assert [x["error"] for x in rows if x["path"] == str(vids["ok0"])] == [None]

@@ -202,3 +202,29 @@ def test_bad_model_path_and_video(roles, tmp_path):
         cap.caption(tmp_path / "none.mp4")
     write_video([[[[0, 0, 0]] * 16] * 16], tmp_path / "one.mp4", fps=8)  # one black frame: still works
     assert isinstance(cap.caption(tmp_path / "one.mp4"), str)
+
+
+def test_truncated_video_is_an_error_for_captioner_judge_and_the_loop(roles, truncated_video, tmp_path):
+    from doubles import FakeGenerator, physics_llm
+
+    from phyt2v import Refiner
+    from phyt2v.errors import VideoError
+    from phyt2v.schemas import RunRecord
+
+    cap, judge, _ = roles
+    with pytest.raises(VideoError, match=r"truncated or corrupt: 20 of the 32 frames .*cut\.mp4"):
+        cap.caption(truncated_video)
+    with pytest.raises(VideoError, match=r"truncated or corrupt: .*cut\.mp4"):
+        judge.score(truncated_video, "An apple falls.")
+
+    class CutGenerator(FakeGenerator):  # fault injection: the video on disk is cut off
+        def generate(self, prompt, *, seed, out_path, on_step=None):
+            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(out_path).write_bytes(truncated_video.read_bytes())
+
+    cfg = CFG.model_copy(update={"out": str(tmp_path)})
+    ref = Refiner(cfg, llm=physics_llm(), generator=CutGenerator(), captioner=cap, scorer=judge)
+    with pytest.raises(VideoError, match=r"truncated or corrupt: .*round-1/video\.mp4"):
+        ref.refine("an apple falls onto the ground")
+    rec = RunRecord.model_validate_json(next(tmp_path.glob("*/run.json")).read_text())
+    assert rec.status == "failed" and rec.error.step == "caption" and rec.error.kind == "VideoError"
