@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from phyt2v import registry, vlm  # noqa: E402
+from phyt2v import registry, vlm_runtime  # noqa: E402
 from phyt2v.config import Config  # noqa: E402
 from phyt2v.errors import BackendError, InputError  # noqa: E402
 from phyt2v.video_io import write_video  # noqa: E402
@@ -24,7 +24,7 @@ CFG = Config(captioner={"model": "tiny", "num_frames": 4, "max_new_tokens": 12, 
 @pytest.fixture(scope="module")
 def roles():
     """Captioner and judge built by the registry from one config, after a fresh VLM cache."""
-    vlm.clear_cache()
+    vlm_runtime.clear_cache()
     before = registry.LOADS["captioner"]
     cap = registry.build("captioner", CFG)
     judge = registry.build("scorer", CFG)
@@ -54,21 +54,21 @@ def test_captioner_and_judge_share_one_model(roles):
     assert (cap.backend, judge.backend) == ("vlm", "vlm-judge")
     assert cap.model is judge.model and cap.processor is judge.processor
     assert loads == 1
-    again, _ = vlm.get_vlm("tiny")
+    again, _ = vlm_runtime.get_vlm("tiny")
     assert again is cap.model
     n = registry.LOADS["captioner"]
-    vlm.get_vlm(str(vlm.resolve_model("tiny")))  # same folder by path: still the cached copy
+    vlm_runtime.get_vlm(str(vlm_runtime.resolve_model("tiny")))  # same folder by path: still the cached copy
     assert registry.LOADS["captioner"] == n
 
 
 def test_frames_fed_as_images_without_torchvision(roles, shared_video):
     cap, _, _ = roles
     if importlib.util.find_spec("torchvision") is None:
-        assert isinstance(cap.processor, vlm.FramesProcessor)
-    frames = vlm.video_frames(shared_video, 5, 64)
+        assert isinstance(cap.processor, vlm_runtime.FramesProcessor)
+    frames = vlm_runtime.video_frames(shared_video, 5, 64)
     assert len(frames) == 5 and all(max(f.size) <= 64 and f.mode == "RGB" for f in frames)
-    proc = vlm.FramesProcessor.from_pretrained(vlm.resolve_model("tiny"))
-    inputs = vlm.build_inputs(cap.model, proc, frames, "Describe the video.")
+    proc = vlm_runtime.FramesProcessor.from_pretrained(vlm_runtime.resolve_model("tiny"))
+    inputs = vlm_runtime.build_inputs(cap.model, proc, frames, "Describe the video.")
     grid = inputs["image_grid_thw"]
     merged = int((grid.prod(-1) // 4).sum())
     ids = inputs["input_ids"][0]
@@ -112,7 +112,7 @@ def test_caption_is_the_greedy_answer_to_the_instruction_with_the_objects(roles,
     seen_text = cap.processor.tokenizer.decode(seen[0])
     assert "brush and car" in seen_text  # the objects reach the model
     assert seen_text.count("<|vision_start|>") == 4  # one image per sampled frame (captioner.num_frames)
-    frames = vlm.video_frames(shared_video, 4, 64)
+    frames = vlm_runtime.video_frames(shared_video, 4, 64)
     want = _greedy_text(cap.model, cap.processor, frames, caption_instruction(4, ["brush", "car"]), 12)
     assert text and text == " ".join(want.split())
 
@@ -161,7 +161,7 @@ def test_judge_matches_independent_logits(roles, generated_video):
     assert 0.0 <= s.sa <= 1.0 and 0.0 <= s.pc <= 1.0
     assert s.sa == pytest.approx(1 / (1 + math.exp(-s.extra["sa_logit_diff"])))
     assert s.pc == pytest.approx(1 / (1 + math.exp(-s.extra["pc_logit_diff"])))
-    frames = vlm.video_frames(generated_video, 4, 64)
+    frames = vlm_runtime.video_frames(generated_video, 4, 64)
     sa_q = 'Does this video entail the description: "A ball falls onto the floor"?'
     assert s.sa == pytest.approx(_independent_p(judge.model, judge.processor, frames, sa_q), abs=1e-5)
     pc_q = "Does this video follow the physical laws?"
@@ -195,7 +195,7 @@ def test_unknown_options_rejected(roles):
 def test_bad_model_path_and_video(roles, tmp_path):
     cap, _, _ = roles
     with pytest.raises(BackendError, match="VLM model path not found: ./missing/vlm"):
-        vlm.get_vlm("./missing/vlm")
+        vlm_runtime.get_vlm("./missing/vlm")
     from phyt2v.errors import VideoError
 
     with pytest.raises(VideoError):

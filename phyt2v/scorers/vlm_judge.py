@@ -43,7 +43,7 @@ class VLMJudgeScorer:
 
     def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, num_frames: int = 8,
                  frame_size: int = 448, device: str = "auto", dtype: str = "auto"):
-        from ..vlm import get_vlm, tokenizer_of
+        from ..vlm_runtime import get_vlm, tokenizer_of
 
         self.model_id = model
         self.num_frames = num_frames
@@ -67,7 +67,7 @@ class VLMJudgeScorer:
         """logit(Yes) - logit(No) for the first token of the answer to ``question``."""
         import torch
 
-        from ..vlm import build_inputs
+        from ..vlm_runtime import build_inputs
 
         inputs = build_inputs(self.model, self.processor, frames, question)
         with torch.inference_mode():
@@ -75,7 +75,7 @@ class VLMJudgeScorer:
         return float(logits[self.yes_id] - logits[self.no_id])
 
     def score(self, video: Path, prompt: str) -> Scores:
-        from ..vlm import video_frames
+        from ..vlm_runtime import video_frames
 
         if not prompt or not prompt.strip():
             raise InputError("vlm-judge: empty prompt; pass the user's original prompt for SA")
