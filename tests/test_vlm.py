@@ -228,3 +228,27 @@ def test_truncated_video_is_an_error_for_captioner_judge_and_the_loop(roles, tru
         ref.refine("an apple falls onto the ground")
     rec = RunRecord.model_validate_json(next(tmp_path.glob("*/run.json")).read_text())
     assert rec.status == "failed" and rec.error.step == "caption" and rec.error.kind == "VideoError"
+
+
+def test_judge_runs_the_vision_tower_once_per_video(roles, generated_video, shared_video):
+    import torch
+
+    from phyt2v.scorers.vlm_judge import PC_QUESTION, SA_QUESTION
+
+    _, judge, _ = roles
+    calls = []
+    hook = vlm_runtime.vision_tower(judge.model).register_forward_hook(lambda *a: calls.append(1))
+    try:
+        scores = [judge.score(v, "A ball falls onto the floor") for v in (generated_video, shared_video)]
+        assert len(calls) == 2  # one vision pass per video for both questions
+        for video, s in zip((generated_video, shared_video), scores):
+            frames = vlm_runtime.video_frames(video, 4, 64)
+            for key, q in (("sa", SA_QUESTION.format(prompt="A ball falls onto the floor")), ("pc", PC_QUESTION)):
+                inputs = vlm_runtime.build_inputs(judge.model, judge.processor, frames, q)  # pixels in, as before
+                with torch.inference_mode():
+                    logits = judge.model(**inputs).logits[0, -1].float()
+                assert s.extra[f"{key}_logit_diff"] == pytest.approx(
+                    float(logits[judge.yes_id] - logits[judge.no_id]), abs=1e-5)
+        assert len(calls) == 6  # the per-question reference paths encode again: the hook sees the tower
+    finally:
+        hook.remove()

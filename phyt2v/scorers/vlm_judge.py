@@ -63,16 +63,25 @@ class VLMJudgeScorer:
                        dtype=c.dtype if s.dtype == "auto" else s.dtype)
         return cls(s.model, num_frames=s.num_frames or 8, frame_size=s.frame_size, device=s.device, dtype=s.dtype)
 
-    def logit_diff(self, frames: list, question: str) -> float:
-        """logit(Yes) - logit(No) for the first token of the answer to ``question``."""
+    def logit_diffs(self, frames: list, questions: list[str]) -> list[float]:
+        """logit(Yes) - logit(No) for the first token of the answer to each question; the frames go
+        through the vision tower once, and each question reuses their embeddings."""
         import torch
 
-        from ..vlm_runtime import build_inputs
+        from ..vlm_runtime import build_inputs, encode_images, with_image_embeds
 
-        inputs = build_inputs(self.model, self.processor, frames, question)
+        out = []
         with torch.inference_mode():
-            logits = self.model(**inputs).logits[0, -1].float()
-        return float(logits[self.yes_id] - logits[self.no_id])
+            images = None
+            for question in questions:
+                inputs = build_inputs(self.model, self.processor, frames, question)
+                if "pixel_values" in inputs:
+                    if images is None:
+                        images = encode_images(self.model, inputs)
+                    inputs = with_image_embeds(self.model, inputs, images)
+                logits = self.model(**inputs).logits[0, -1].float()
+                out.append(float(logits[self.yes_id] - logits[self.no_id]))
+        return out
 
     def score(self, video: Path, prompt: str) -> Scores:
         from ..vlm_runtime import video_frames
@@ -80,6 +89,5 @@ class VLMJudgeScorer:
         if not prompt or not prompt.strip():
             raise InputError("vlm-judge: empty prompt; pass the user's original prompt for SA")
         frames = video_frames(video, self.num_frames, self.frame_size)
-        sa = self.logit_diff(frames, SA_QUESTION.format(prompt=prompt.strip()))
-        pc = self.logit_diff(frames, PC_QUESTION)
+        sa, pc = self.logit_diffs(frames, [SA_QUESTION.format(prompt=prompt.strip()), PC_QUESTION])
         return Scores(sa=sigmoid(sa), pc=sigmoid(pc), extra={"sa_logit_diff": sa, "pc_logit_diff": pc})
