@@ -40,6 +40,7 @@ def get_vlm(model_id: str, device: str = "auto", dtype: str = "auto") -> tuple[A
     return _CACHE[key]
 
 
+@registry.on_clear_cache
 def clear_cache() -> None:
     _CACHE.clear()
 

@@ -123,6 +123,12 @@ def test_registry_builds_the_scorer_and_counts_one_load(ckpt):
     assert scorer.backend == "videocon" and scorer.model_id == str(ckpt)
     assert scorer.batch_size == 3 and scorer.runtime.num_frames == 4
     assert scorer.runtime.dtype == torch.float32  # auto on CPU
+    # the captioner's settings are not the scorer's: changing them does not reload VideoCon
+    other = cfg.model_copy(update={"captioner": cfg.captioner.model_copy(
+        update={"model": "tiny", "num_frames": 2, "dtype": "bfloat16"})})
+    assert registry.build("scorer", other) is scorer and registry.LOADS["scorer"] == before + 1
+    moved = cfg.model_copy(update={"scorer": cfg.scorer.model_copy(update={"num_frames": 2})})
+    assert registry.build("scorer", moved) is not scorer and registry.LOADS["scorer"] == before + 2
 
 
 def test_cuda_request_without_gpu_is_a_clear_error(ckpt):

@@ -252,3 +252,21 @@ def test_judge_runs_the_vision_tower_once_per_video(roles, generated_video, shar
         assert len(calls) == 6  # the per-question reference paths encode again: the hook sees the tower
     finally:
         hook.remove()
+
+
+def test_registry_clear_cache_frees_the_vlm_and_the_judge_keys_on_what_it_shares(roles):
+    cap, judge, _ = roles
+    n = registry.LOADS["captioner"]
+    longer = CFG.model_copy(update={"captioner": CFG.captioner.model_copy(update={"max_new_tokens": 20})})
+    assert registry.build("scorer", longer) is judge  # a caption length is not the judge's
+    assert registry.build("captioner", longer) is not cap and registry.LOADS["captioner"] == n  # same weights
+    other_dtype = CFG.model_copy(update={"captioner": CFG.captioner.model_copy(update={"dtype": "bfloat16"})})
+    rebuilt = registry.build("scorer", other_dtype)  # the judge shares the captioner's model, device and dtype
+    assert rebuilt is not judge and rebuilt.model is not judge.model and registry.LOADS["captioner"] == n + 1
+    registry.clear_cache()
+    try:
+        again = registry.build("captioner", CFG)
+        assert again is not cap and again.model is not cap.model  # weights loaded afresh
+        assert registry.LOADS["captioner"] == n + 2
+    finally:
+        registry.clear_cache()

@@ -40,6 +40,7 @@ class VLMJudgeScorer:
     """``score(video, prompt) -> Scores(sa, pc, extra={"sa_logit_diff", "pc_logit_diff"})``."""
 
     backend = "vlm-judge"
+    reads_config = {"captioner": ("model", "device", "dtype")}  # shares the captioner's model (registry key)
 
     def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, num_frames: int = 8,
                  frame_size: int = 448, device: str = "auto", dtype: str = "auto"):
