@@ -47,3 +47,13 @@ def truncated_video(tmp_path_factory) -> Path:
     cut = d / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
     return cut
+
+
+@pytest.fixture(scope="session")
+def tiny_owl(tmp_path_factory) -> Path:
+    """One tiny random-weight mPLUG-Owl-Video checkpoint (safetensors) for the whole session;
+    tests only read it (copy it before changing anything)."""
+    pytest.importorskip("torch")
+    from phyt2v.scorers.mplug_owl.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("owl") / "tiny")

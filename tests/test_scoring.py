@@ -16,19 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("torch")
 
 from phyt2v.roles import Scores  # noqa: E402
-from phyt2v.scorers.mplug_owl.tiny import build_tiny_checkpoint  # noqa: E402
 from phyt2v.scorers.videocon import VideoConScorer  # noqa: E402
 from phyt2v.scoring import ScoreItem, score_videos  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("owl") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def scorer(ckpt) -> VideoConScorer:
-    return VideoConScorer(str(ckpt), device="cpu", dtype="float32", num_frames=8)
+def scorer(tiny_owl) -> VideoConScorer:
+    return VideoConScorer(str(tiny_owl), device="cpu", dtype="float32", num_frames=8)
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +141,10 @@ def run_cli():
     return lambda args: CliRunner().invoke(app, [str(a) for a in args])
 
 
-def test_score_command_writes_csv_and_reports_failures(run_cli, ckpt, vids, tmp_path):
+def test_score_command_writes_csv_and_reports_failures(run_cli, tiny_owl, vids, tmp_path):
     out = tmp_path / "scores.csv"
     r = run_cli(["score", vids["ok0"], vids["missing"], vids["ok2"], "--prompt", "Noise.", "--scorer", "videocon",
-                 "--out", out, "--batch-size", "2", "--set", f"scorer.model={ckpt}", "--set", "scorer.device=cpu",
+                 "--out", out, "--batch-size", "2", "--set", f"scorer.model={tiny_owl}", "--set", "scorer.device=cpu",
                  "--set", "scorer.num_frames=8"])
     assert r.exit_code == 1, r.output
     rows = list(csv.DictReader(out.open()))
@@ -160,7 +154,7 @@ def test_score_command_writes_csv_and_reports_failures(run_cli, ckpt, vids, tmp_
     assert "scored 2/3 videos with videocon" in r.output and "video not found" in r.output
 
 
-def test_score_command_reads_a_prompts_file_and_asks_rules(run_cli, ckpt, vids, tmp_path):
+def test_score_command_reads_a_prompts_file_and_asks_rules(run_cli, tiny_owl, vids, tmp_path):
     table = tmp_path / "prompts.csv"
     with table.open("w", newline="") as f:
         w = csv.writer(f)
@@ -169,7 +163,7 @@ def test_score_command_reads_a_prompts_file_and_asks_rules(run_cli, ckpt, vids, 
         w.writerow([vids["ok1"], "More noise.", ""])
     out = tmp_path / "scores.jsonl"
     r = run_cli(["score", "--prompts", table, "--scorer", "videophy2", "--rule", "Mass is conserved.", "--out", out,
-                 "--set", f"scorer.model={ckpt}", "--set", "scorer.num_frames=4", "--set", "scorer.options={max_new_tokens: 3}"])
+                 "--set", f"scorer.model={tiny_owl}", "--set", "scorer.num_frames=4", "--set", "scorer.options={max_new_tokens: 3}"])
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["rule"] for x in rows] == ["Noise stays noise.", "Mass is conserved."]
@@ -188,10 +182,10 @@ def test_score_command_rejects_bad_arguments(run_cli, vids, args, message):
     assert isinstance(r.exception, InputError) and message in str(r.exception)
 
 
-def test_truncated_video_is_an_error_row(run_cli, ckpt, vids, truncated_video, tmp_path):
+def test_truncated_video_is_an_error_row(run_cli, tiny_owl, vids, truncated_video, tmp_path):
     out = tmp_path / "scores.jsonl"
     r = run_cli(["score", truncated_video, vids["ok0"], "--prompt", "An apple falls.", "--scorer", "videocon",
-                 "--out", out, "--set", f"scorer.model={ckpt}", "--set", "scorer.device=cpu",
+                 "--out", out, "--set", f"scorer.model={tiny_owl}", "--set", "scorer.device=cpu",
                  "--set", "scorer.num_frames=8"])
     assert r.exit_code == 1, r.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]

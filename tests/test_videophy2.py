@@ -14,14 +14,20 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 
-from phyt2v.scorers.mplug_owl.tiny import build_tiny_checkpoint  # noqa: E402
 from phyt2v.scorers.videophy2 import (PC_TEMPLATE, RULE_TEMPLATE, SA_TEMPLATE, VideoPhy2Scorer,  # noqa: E402
                                       parse_rating)
 
 
 @pytest.fixture(scope="module")
-def scorer(tmp_path_factory) -> VideoPhy2Scorer:
-    folder = build_tiny_checkpoint(tmp_path_factory.mktemp("owl") / "tiny", fmt="bin", shards=2)
+def scorer(tiny_owl, tmp_path_factory) -> VideoPhy2Scorer:
+    import shutil
+
+    from phyt2v.scorers.mplug_owl.loading import load_model, save_model
+
+    model, _ = load_model(tiny_owl)  # the session's tiny checkpoint, re-saved as the published sharded .bin
+    folder = save_model(model, tmp_path_factory.mktemp("owl") / "tiny-bin", fmt="bin", shards=2)
+    for name in ("tokenizer.model", "preprocessor_config.json"):
+        shutil.copy(tiny_owl / name, folder / name)
     assert (folder / "pytorch_model.bin.index.json").is_file()
     return VideoPhy2Scorer(str(folder), device="cpu", dtype="float32", max_new_tokens=6)
 
