@@ -193,3 +193,30 @@ def test_truncated_video_is_an_error_row(run_cli, tiny_owl, vids, truncated_vide
     assert bad["sa"] is None and "truncated or corrupt" in bad["error"] and str(truncated_video) in bad["error"]
     assert "20 of the 32 frames" in bad["error"]
     assert [x["error"] for x in rows if x["path"] == str(vids["ok0"])] == [None]
+
+
+def test_a_decode_error_part_way_is_an_error_row(scorer, vids, monkeypatch):
+    import imageio.v2 as iio
+
+    real = iio.get_reader
+
+    class Failing:  # fault injection: ffmpeg stops with an error after three frames
+        def __init__(self, *a, **k):
+            self.inner = real(*a, **k)
+
+        def get_meta_data(self):
+            return self.inner.get_meta_data()
+
+        def __iter__(self):
+            for i, frame in enumerate(self.inner):
+                if i == 3:
+                    raise OSError("[h264] Invalid NAL unit size")
+                yield frame
+
+        def close(self):
+            self.inner.close()
+
+    monkeypatch.setattr(iio, "get_reader", Failing)
+    res = score_videos(scorer, [(vids["ok3"], "Noise.")])
+    assert not res[0].ok and "truncated or corrupt: decoding failed after 3 frames" in res[0].error
+    assert "Invalid NAL unit size" in res[0].error and str(vids["ok3"]) in res[0].error
