@@ -11,7 +11,7 @@ import difflib
 import importlib
 from collections import Counter
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import BackendError, BackendNotFound
 
@@ -106,29 +106,44 @@ def resolve(role: str, name: str) -> type:
 
 
 _BUILT: dict[tuple[str, str], Any] = {}
+_CLEARERS: list[Callable[[], None]] = []
 
 
-def _cache_key(role: str, config: "Config") -> tuple[str, str]:
+def _cache_key(role: str, config: "Config", cls: type) -> tuple[str, str]:
+    """The role's own section, plus the fields of other sections the backend declares it reads
+    (``reads_config = {"captioner": ("model", ...)}``): a change elsewhere does not rebuild it."""
     import json
 
-    sections = [role] + (["captioner"] if role == "scorer" else [])  # vlm-judge reads the captioner's
-    data = {s: getattr(config, s).model_dump(mode="json") for s in sections}
+    data = {role: getattr(config, role).model_dump(mode="json")}
+    for section, fields in (getattr(cls, "reads_config", None) or {}).items():
+        dump = getattr(config, section).model_dump(mode="json")
+        data[section] = {f: dump[f] for f in fields}
     return role, json.dumps(data, sort_keys=True)
 
 
 def build(role: str, config: "Config", *, cache: bool = True) -> Any:
     """The backend the config names for ``role``. Built (weights loaded) once per process for the
     same role settings: a second Refiner, or a batch over many prompts, reuses it."""
-    key = _cache_key(role, config)
+    cls = resolve(role, getattr(config, role).backend)
+    key = _cache_key(role, config, cls)
     if cache and key in _BUILT:
         return _BUILT[key]
-    cls = resolve(role, getattr(config, role).backend)
     backend = cls.from_config(config)
     if cache:
         _BUILT[key] = backend
     return backend
 
 
+def on_clear_cache(clear: Callable[[], None]) -> Callable[[], None]:
+    """Register a model cache of its own (e.g. the shared VLM's) for ``clear_cache`` to empty too."""
+    if clear not in _CLEARERS:
+        _CLEARERS.append(clear)
+    return clear
+
+
 def clear_cache() -> None:
-    """Forget the built backends (their memory is freed when nothing else holds them)."""
+    """Forget the built backends and every registered model cache (their memory is freed when
+    nothing else holds them)."""
     _BUILT.clear()
+    for clear in _CLEARERS:
+        clear()

@@ -37,11 +37,16 @@ def _reader(path: Path, size: tuple[int, int] | None = None):
 
 def read_frames(path: str | Path, size: tuple[int, int] | None = None) -> tuple[list[np.ndarray], float]:
     """All frames as HxWx3 uint8 RGB arrays (grayscale is expanded), and the fps. ``size`` (w, h)
-    has ffmpeg scale every frame to exactly that size, aspect ratio not kept."""
-    reader = _reader(Path(path), size)
+    has ffmpeg scale every frame to exactly that size, aspect ratio not kept.
+
+    A decode error part-way, or clearly fewer frames than the container's duration and frame rate
+    promise (a truncated file still opens when its index is at the front), is a ``VideoError``."""
+    path = Path(path)
+    reader = _reader(path, size)
     frames: list[np.ndarray] = []
     try:
-        fps = float(reader.get_meta_data().get("fps") or 0.0)
+        meta = reader.get_meta_data()
+        fps = float(meta.get("fps") or 0.0)
         for fr in reader:
             fr = np.asarray(fr)
             if fr.ndim == 2:
@@ -54,13 +59,31 @@ def read_frames(path: str | Path, size: tuple[int, int] | None = None) -> tuple[
     except VideoError:
         raise
     except Exception as e:
-        if not frames:
-            raise VideoError(f"cannot decode video {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+        what = f"after {len(frames)} frames" if frames else "at the first frame"
+        raise VideoError(f"video is truncated or corrupt: decoding failed {what} "
+                         f"({type(e).__name__}: {first_line(e)}): {path}; regenerate or re-encode it") from None
     finally:
         reader.close()
     if not frames:
         raise VideoError(f"video has no frames: {path}")
+    check_complete(path, len(frames), fps, float(meta.get("duration") or 0.0))
     return frames, fps
+
+
+def expected_frames(fps: float, duration: float) -> int | None:
+    """The frame count the container's duration and frame rate promise, when it states both."""
+    if not (fps > 0 and duration > 0) or duration == float("inf"):
+        return None
+    return round(fps * duration)
+
+
+def check_complete(path: Path, decoded: int, fps: float, duration: float) -> None:
+    """A short read (a cut-off file) is an error; a frame or two of rounding, or 10%, is not."""
+    want = expected_frames(fps, duration)
+    if want is not None and want - decoded > max(2, 0.1 * want):
+        raise VideoError(f"video is truncated or corrupt: {decoded} of the {want} frames its container "
+                         f"declares ({duration:g} s at {fps:g} fps) could be decoded: {path}; "
+                         "regenerate or re-encode it")
 
 
 def probe(path: str | Path) -> VideoInfo:

@@ -228,3 +228,48 @@ def test_unexpected_backend_error_is_recorded_and_reported_in_one_line(tmp_path)
     rec = RunRecord.model_validate_json(next(tmp_path.glob("*/run.json")).read_text())
     assert rec.status == "failed" and rec.error.step == "caption" and rec.error.kind == "RuntimeError"
     assert rec.rounds[0].done == ["generate"]
+
+
+def test_sa_and_pc_weights_apply_to_their_own_score(tmp_path):
+    ref, _ = make(tmp_path, [(0.9, 0.1)], rounds=1, sa_weight=3.0, pc_weight=1.0)
+    s = ref.refine(PROMPT).rounds[0].scores
+    assert (s.sa, s.pc) == (0.9, 0.1)
+    assert s.score == pytest.approx((3 * 0.9 + 1 * 0.1) / 4)  # 0.7; swapped weights would give 0.3
+
+
+def test_empty_mismatch_does_not_stop_before_min_rounds(tmp_path):
+    llm = physics_llm(mismatches=[[], [], []])
+    ref, parts = make(tmp_path, [(0.3, 0.3), (0.3, 0.3), (0.3, 0.3)], llm=llm, min_rounds=2, patience=5)
+    res = ref.refine(PROMPT)
+    assert res.stop_reason == "empty_mismatch" and len(res.rounds) == 2
+    assert parts["generator"].calls == [PROMPT, "refined prompt number 1"]
+
+
+def test_history_in_refine_false_leaves_earlier_rounds_out(tmp_path):
+    llm = physics_llm()
+    ref, _ = make(tmp_path, [(0.2, 0.2), (0.3, 0.3), (0.35, 0.35)], llm=llm, rounds=3, patience=5,
+                  history_in_refine=False)
+    ref.refine(PROMPT)
+    refines = [m[-1]["content"] for m in llm.calls if step_of(m) == "refine"]
+    assert len(refines) == 2
+    assert all("Earlier rounds" not in text and "Round 1" not in text for text in refines)
+
+
+@pytest.mark.parametrize("tokens", [40, 140])
+def test_refine_and_enhance_state_a_word_budget_that_follows_the_token_budget(tmp_path, tokens):
+    import re
+
+    gen = FakeGenerator()
+    gen.max_prompt_tokens = tokens
+    llm = physics_llm()
+    ref, _ = make(tmp_path, [(0.2, 0.2), (0.3, 0.3)], llm=llm, gen=gen, rounds=2)
+    ref.refine(PROMPT)
+    ref.enhance(PROMPT)
+    texts = [m[-1]["content"] for m in llm.calls if step_of(m) in ("refine", "enhance")]
+    assert len(texts) == 2
+    for text in texts:
+        m = re.search(r"under (\d+) words \((\d+) tokens", " ".join(text.split()))
+        assert m, text
+        words, toks = int(m.group(1)), int(m.group(2))
+        assert toks == tokens
+        assert words == int(tokens / 1.4)  # TOKENS_PER_WORD: 28 words for 40 tokens, 100 for 140

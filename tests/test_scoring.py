@@ -16,19 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("torch")
 
 from phyt2v.roles import Scores  # noqa: E402
-from phyt2v.scorers.mplug_owl.tiny import build_tiny_checkpoint  # noqa: E402
 from phyt2v.scorers.videocon import VideoConScorer  # noqa: E402
 from phyt2v.scoring import ScoreItem, score_videos  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("owl") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def scorer(ckpt) -> VideoConScorer:
-    return VideoConScorer(str(ckpt), device="cpu", dtype="float32", num_frames=8)
+def scorer(tiny_owl) -> VideoConScorer:
+    return VideoConScorer(str(tiny_owl), device="cpu", dtype="float32", num_frames=8)
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +141,10 @@ def run_cli():
     return lambda args: CliRunner().invoke(app, [str(a) for a in args])
 
 
-def test_score_command_writes_csv_and_reports_failures(run_cli, ckpt, vids, tmp_path):
+def test_score_command_writes_csv_and_reports_failures(run_cli, tiny_owl, vids, tmp_path):
     out = tmp_path / "scores.csv"
     r = run_cli(["score", vids["ok0"], vids["missing"], vids["ok2"], "--prompt", "Noise.", "--scorer", "videocon",
-                 "--out", out, "--batch-size", "2", "--set", f"scorer.model={ckpt}", "--set", "scorer.device=cpu",
+                 "--out", out, "--batch-size", "2", "--set", f"scorer.model={tiny_owl}", "--set", "scorer.device=cpu",
                  "--set", "scorer.num_frames=8"])
     assert r.exit_code == 1, r.output
     rows = list(csv.DictReader(out.open()))
@@ -160,7 +154,7 @@ def test_score_command_writes_csv_and_reports_failures(run_cli, ckpt, vids, tmp_
     assert "scored 2/3 videos with videocon" in r.output and "video not found" in r.output
 
 
-def test_score_command_reads_a_prompts_file_and_asks_rules(run_cli, ckpt, vids, tmp_path):
+def test_score_command_reads_a_prompts_file_and_asks_rules(run_cli, tiny_owl, vids, tmp_path):
     table = tmp_path / "prompts.csv"
     with table.open("w", newline="") as f:
         w = csv.writer(f)
@@ -169,7 +163,7 @@ def test_score_command_reads_a_prompts_file_and_asks_rules(run_cli, ckpt, vids, 
         w.writerow([vids["ok1"], "More noise.", ""])
     out = tmp_path / "scores.jsonl"
     r = run_cli(["score", "--prompts", table, "--scorer", "videophy2", "--rule", "Mass is conserved.", "--out", out,
-                 "--set", f"scorer.model={ckpt}", "--set", "scorer.num_frames=4", "--set", "scorer.options={max_new_tokens: 3}"])
+                 "--set", f"scorer.model={tiny_owl}", "--set", "scorer.num_frames=4", "--set", "scorer.options={max_new_tokens: 3}"])
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["rule"] for x in rows] == ["Noise stays noise.", "Mass is conserved."]
@@ -186,3 +180,43 @@ def test_score_command_rejects_bad_arguments(run_cli, vids, args, message):
 
     r = run_cli(["score", vids["ok0"], *args])
     assert isinstance(r.exception, InputError) and message in str(r.exception)
+
+
+def test_truncated_video_is_an_error_row(run_cli, tiny_owl, vids, truncated_video, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    r = run_cli(["score", truncated_video, vids["ok0"], "--prompt", "An apple falls.", "--scorer", "videocon",
+                 "--out", out, "--set", f"scorer.model={tiny_owl}", "--set", "scorer.device=cpu",
+                 "--set", "scorer.num_frames=8"])
+    assert r.exit_code == 1, r.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    bad = next(x for x in rows if x["path"] == str(truncated_video))
+    assert bad["sa"] is None and "truncated or corrupt" in bad["error"] and str(truncated_video) in bad["error"]
+    assert "20 of the 32 frames" in bad["error"]
+    assert [x["error"] for x in rows if x["path"] == str(vids["ok0"])] == [None]
+
+
+def test_a_decode_error_part_way_is_an_error_row(scorer, vids, monkeypatch):
+    import imageio.v2 as iio
+
+    real = iio.get_reader
+
+    class Failing:  # fault injection: ffmpeg stops with an error after three frames
+        def __init__(self, *a, **k):
+            self.inner = real(*a, **k)
+
+        def get_meta_data(self):
+            return self.inner.get_meta_data()
+
+        def __iter__(self):
+            for i, frame in enumerate(self.inner):
+                if i == 3:
+                    raise OSError("[h264] Invalid NAL unit size")
+                yield frame
+
+        def close(self):
+            self.inner.close()
+
+    monkeypatch.setattr(iio, "get_reader", Failing)
+    res = score_videos(scorer, [(vids["ok3"], "Noise.")])
+    assert not res[0].ok and "truncated or corrupt: decoding failed after 3 frames" in res[0].error
+    assert "Invalid NAL unit size" in res[0].error and str(vids["ok3"]) in res[0].error

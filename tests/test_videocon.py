@@ -16,7 +16,6 @@ torch = pytest.importorskip("torch")
 
 from phyt2v.scorers.mplug_owl.processor import (CLIP_MEAN, CLIP_STD, frame_indices,  # noqa: E402
                                                 load_frames, to_pixels)
-from phyt2v.scorers.mplug_owl.tiny import build_tiny_checkpoint  # noqa: E402
 from phyt2v.scorers.videocon import PC_TEMPLATE, SA_TEMPLATE, VideoConScorer, yes_no_probability  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -25,13 +24,8 @@ VIDEO = SHARED / "Shoe_squishes_a_bug._0.mp4"
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("owl") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def scorer(ckpt) -> VideoConScorer:
-    return VideoConScorer(str(ckpt), device="cpu", dtype="float32")
+def scorer(tiny_owl) -> VideoConScorer:
+    return VideoConScorer(str(tiny_owl), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +67,12 @@ def _expected_keys(vision_layers: int, abstractor_layers: int, llm_layers: int) 
     return keys
 
 
-def test_module_tree_matches_published_names(scorer, ckpt):
+def test_module_tree_matches_published_names(scorer, tiny_owl):
     from safetensors import safe_open
 
     expected = sorted(_expected_keys(2, 2, 2))
     assert sorted(scorer.runtime.model.state_dict().keys()) == expected
-    with safe_open(str(ckpt / "model.safetensors"), "pt") as f:
+    with safe_open(str(tiny_owl / "model.safetensors"), "pt") as f:
         assert sorted(f.keys()) == expected
 
 
@@ -205,9 +199,9 @@ def test_frame_indices_repeat_for_short_videos(short_video, scorer):
 
 
 @needs_shared
-def test_reference_truncation_moves_the_scored_position(ckpt, scorer):
+def test_reference_truncation_moves_the_scored_position(tiny_owl, scorer):
     caption = " ".join(["A ball rolls down a slanted ramp while water pours from a glass into a bowl."] * 12)
-    cut = VideoConScorer(str(ckpt), device="cpu", dtype="float32", reference_truncation=True)
+    cut = VideoConScorer(str(tiny_owl), device="cpu", dtype="float32", reference_truncation=True)
     full_ids = scorer.token_ids(caption)["sa"]
     cut_ids = cut.token_ids(caption)["sa"]
     assert len(full_ids) > 257 and cut_ids == full_ids[:257]

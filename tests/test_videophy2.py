@@ -14,14 +14,20 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 
-from phyt2v.scorers.mplug_owl.tiny import build_tiny_checkpoint  # noqa: E402
 from phyt2v.scorers.videophy2 import (PC_TEMPLATE, RULE_TEMPLATE, SA_TEMPLATE, VideoPhy2Scorer,  # noqa: E402
                                       parse_rating)
 
 
 @pytest.fixture(scope="module")
-def scorer(tmp_path_factory) -> VideoPhy2Scorer:
-    folder = build_tiny_checkpoint(tmp_path_factory.mktemp("owl") / "tiny", fmt="bin", shards=2)
+def scorer(tiny_owl, tmp_path_factory) -> VideoPhy2Scorer:
+    import shutil
+
+    from phyt2v.scorers.mplug_owl.loading import load_model, save_model
+
+    model, _ = load_model(tiny_owl)  # the session's tiny checkpoint, re-saved as the published sharded .bin
+    folder = save_model(model, tmp_path_factory.mktemp("owl") / "tiny-bin", fmt="bin", shards=2)
+    for name in ("tokenizer.model", "preprocessor_config.json"):
+        shutil.copy(tiny_owl / name, folder / name)
     assert (folder / "pytorch_model.bin.index.json").is_file()
     return VideoPhy2Scorer(str(folder), device="cpu", dtype="float32", max_new_tokens=6)
 
@@ -96,13 +102,22 @@ def test_ratings_from_controlled_answers(scorer, videos):
     assert s.extra["rule_rating"] == 1
 
 
-def test_generation_on_random_weights_has_the_recorded_shape(scorer, videos):
+def test_generation_is_greedy_bounded_and_parsed_as_recorded(scorer, videos):
     s = scorer.score(videos[1], "Noise on a screen.")
-    assert isinstance(s.extra["sa_answer"], str) and isinstance(s.extra["pc_answer"], str)
-    for key, val in (("sa", s.sa), ("pc", s.pc)):
-        rating = s.extra[f"{key}_rating"]
-        assert (rating is None and math.isnan(val)) or (rating in range(6) and 0.0 <= val <= 1.0)
     assert s.extra["video_frames"] == 40
+    for key, val in (("sa", s.sa), ("pc", s.pc)):
+        answer, rating = s.extra[f"{key}_answer"], s.extra[f"{key}_rating"]
+        assert answer and rating == parse_rating(answer)
+        assert math.isnan(val) if rating is None else val == (rating - 1) / 4
+    assert s.extra["unparseable"] == [k for k in ("sa", "pc") if s.extra[f"{k}_rating"] is None]
+    scorer.max_new_tokens = 2
+    try:
+        short = scorer.score(videos[1], "Noise on a screen.")
+    finally:
+        scorer.max_new_tokens = 6
+    for key in ("sa", "pc"):  # greedy: the 2-token answer begins the 6-token one
+        a, b = short.extra[f"{key}_answer"], s.extra[f"{key}_answer"]
+        assert a and len(a) < len(b) and b.startswith(a.rstrip("\ufffd"))
 
 
 def test_left_padded_batch_generates_what_single_videos_do(scorer, videos):

@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from phyt2v import registry, vlm  # noqa: E402
+from phyt2v import registry, vlm_runtime  # noqa: E402
 from phyt2v.config import Config  # noqa: E402
 from phyt2v.errors import BackendError, InputError  # noqa: E402
 from phyt2v.video_io import write_video  # noqa: E402
@@ -24,7 +24,7 @@ CFG = Config(captioner={"model": "tiny", "num_frames": 4, "max_new_tokens": 12, 
 @pytest.fixture(scope="module")
 def roles():
     """Captioner and judge built by the registry from one config, after a fresh VLM cache."""
-    vlm.clear_cache()
+    vlm_runtime.clear_cache()
     before = registry.LOADS["captioner"]
     cap = registry.build("captioner", CFG)
     judge = registry.build("scorer", CFG)
@@ -54,21 +54,21 @@ def test_captioner_and_judge_share_one_model(roles):
     assert (cap.backend, judge.backend) == ("vlm", "vlm-judge")
     assert cap.model is judge.model and cap.processor is judge.processor
     assert loads == 1
-    again, _ = vlm.get_vlm("tiny")
+    again, _ = vlm_runtime.get_vlm("tiny")
     assert again is cap.model
     n = registry.LOADS["captioner"]
-    vlm.get_vlm(str(vlm.resolve_model("tiny")))  # same folder by path: still the cached copy
+    vlm_runtime.get_vlm(str(vlm_runtime.resolve_model("tiny")))  # same folder by path: still the cached copy
     assert registry.LOADS["captioner"] == n
 
 
 def test_frames_fed_as_images_without_torchvision(roles, shared_video):
     cap, _, _ = roles
     if importlib.util.find_spec("torchvision") is None:
-        assert isinstance(cap.processor, vlm.FramesProcessor)
-    frames = vlm.video_frames(shared_video, 5, 64)
+        assert isinstance(cap.processor, vlm_runtime.FramesProcessor)
+    frames = vlm_runtime.video_frames(shared_video, 5, 64)
     assert len(frames) == 5 and all(max(f.size) <= 64 and f.mode == "RGB" for f in frames)
-    proc = vlm.FramesProcessor.from_pretrained(vlm.resolve_model("tiny"))
-    inputs = vlm.build_inputs(cap.model, proc, frames, "Describe the video.")
+    proc = vlm_runtime.FramesProcessor.from_pretrained(vlm_runtime.resolve_model("tiny"))
+    inputs = vlm_runtime.build_inputs(cap.model, proc, frames, "Describe the video.")
     grid = inputs["image_grid_thw"]
     merged = int((grid.prod(-1) // 4).sum())
     ids = inputs["input_ids"][0]
@@ -76,10 +76,45 @@ def test_frames_fed_as_images_without_torchvision(roles, shared_video):
     assert inputs["pixel_values"].shape[0] == int(grid.prod(-1).sum())
 
 
-def test_caption_on_shared_video(roles, shared_video):
+def _greedy_text(model, processor, frames, instruction, max_new_tokens):
+    """Greedy decoding by hand: argmax of a full forward pass, one token at a time."""
+    import torch
+
+    tok = processor.tokenizer
+    messages = [{"role": "user", "content": [{"type": "image"}] * len(frames) + [{"type": "text", "text": instruction}]}]
+    chat = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    batch = dict(processor(text=[chat], images=frames, return_tensors="pt"))
+    prompt_len = batch["input_ids"].shape[1]
+    ids = batch["input_ids"]
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            extra = ids.shape[1] - prompt_len
+            step = dict(batch, input_ids=ids, attention_mask=torch.ones_like(ids),
+                        mm_token_type_ids=torch.nn.functional.pad(batch["mm_token_type_ids"], (0, extra)))
+            nxt = model(**step).logits[0, -1].argmax().view(1, 1)
+            ids = torch.cat([ids, nxt], 1)
+            if int(nxt) == tok.eos_token_id:
+                break
+    return tok.decode(ids[0, prompt_len:], skip_special_tokens=True)
+
+
+def test_caption_is_the_greedy_answer_to_the_instruction_with_the_objects(roles, shared_video):
+    from phyt2v.captioners.vlm import caption_instruction
+
     cap, _, _ = roles
-    text = cap.caption(shared_video, objects=["brush", "car"])
-    assert isinstance(text, str) and "\n" not in text
+    seen = []
+    hook = cap.model.register_forward_pre_hook(
+        lambda mod, args, kw: seen.append(kw["input_ids"][0]) if not seen else None, with_kwargs=True)
+    try:
+        text = cap.caption(shared_video, objects=["brush", "car"])
+    finally:
+        hook.remove()
+    seen_text = cap.processor.tokenizer.decode(seen[0])
+    assert "brush and car" in seen_text  # the objects reach the model
+    assert seen_text.count("<|vision_start|>") == 4  # one image per sampled frame (captioner.num_frames)
+    frames = vlm_runtime.video_frames(shared_video, 4, 64)
+    want = _greedy_text(cap.model, cap.processor, frames, caption_instruction(4, ["brush", "car"]), 12)
+    assert text and text == " ".join(want.split())
 
 
 def test_caption_on_generated_video(roles, generated_video):
@@ -126,7 +161,7 @@ def test_judge_matches_independent_logits(roles, generated_video):
     assert 0.0 <= s.sa <= 1.0 and 0.0 <= s.pc <= 1.0
     assert s.sa == pytest.approx(1 / (1 + math.exp(-s.extra["sa_logit_diff"])))
     assert s.pc == pytest.approx(1 / (1 + math.exp(-s.extra["pc_logit_diff"])))
-    frames = vlm.video_frames(generated_video, 4, 64)
+    frames = vlm_runtime.video_frames(generated_video, 4, 64)
     sa_q = 'Does this video entail the description: "A ball falls onto the floor"?'
     assert s.sa == pytest.approx(_independent_p(judge.model, judge.processor, frames, sa_q), abs=1e-5)
     pc_q = "Does this video follow the physical laws?"
@@ -160,10 +195,78 @@ def test_unknown_options_rejected(roles):
 def test_bad_model_path_and_video(roles, tmp_path):
     cap, _, _ = roles
     with pytest.raises(BackendError, match="VLM model path not found: ./missing/vlm"):
-        vlm.get_vlm("./missing/vlm")
+        vlm_runtime.get_vlm("./missing/vlm")
     from phyt2v.errors import VideoError
 
     with pytest.raises(VideoError):
         cap.caption(tmp_path / "none.mp4")
     write_video([[[[0, 0, 0]] * 16] * 16], tmp_path / "one.mp4", fps=8)  # one black frame: still works
     assert isinstance(cap.caption(tmp_path / "one.mp4"), str)
+
+
+def test_truncated_video_is_an_error_for_captioner_judge_and_the_loop(roles, truncated_video, tmp_path):
+    from doubles import FakeGenerator, physics_llm
+
+    from phyt2v import Refiner
+    from phyt2v.errors import VideoError
+    from phyt2v.schemas import RunRecord
+
+    cap, judge, _ = roles
+    with pytest.raises(VideoError, match=r"truncated or corrupt: 20 of the 32 frames .*cut\.mp4"):
+        cap.caption(truncated_video)
+    with pytest.raises(VideoError, match=r"truncated or corrupt: .*cut\.mp4"):
+        judge.score(truncated_video, "An apple falls.")
+
+    class CutGenerator(FakeGenerator):  # fault injection: the video on disk is cut off
+        def generate(self, prompt, *, seed, out_path, on_step=None):
+            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(out_path).write_bytes(truncated_video.read_bytes())
+
+    cfg = CFG.model_copy(update={"out": str(tmp_path)})
+    ref = Refiner(cfg, llm=physics_llm(), generator=CutGenerator(), captioner=cap, scorer=judge)
+    with pytest.raises(VideoError, match=r"truncated or corrupt: .*round-1/video\.mp4"):
+        ref.refine("an apple falls onto the ground")
+    rec = RunRecord.model_validate_json(next(tmp_path.glob("*/run.json")).read_text())
+    assert rec.status == "failed" and rec.error.step == "caption" and rec.error.kind == "VideoError"
+
+
+def test_judge_runs_the_vision_tower_once_per_video(roles, generated_video, shared_video):
+    import torch
+
+    from phyt2v.scorers.vlm_judge import PC_QUESTION, SA_QUESTION
+
+    _, judge, _ = roles
+    calls = []
+    hook = vlm_runtime.vision_tower(judge.model).register_forward_hook(lambda *a: calls.append(1))
+    try:
+        scores = [judge.score(v, "A ball falls onto the floor") for v in (generated_video, shared_video)]
+        assert len(calls) == 2  # one vision pass per video for both questions
+        for video, s in zip((generated_video, shared_video), scores):
+            frames = vlm_runtime.video_frames(video, 4, 64)
+            for key, q in (("sa", SA_QUESTION.format(prompt="A ball falls onto the floor")), ("pc", PC_QUESTION)):
+                inputs = vlm_runtime.build_inputs(judge.model, judge.processor, frames, q)  # pixels in, as before
+                with torch.inference_mode():
+                    logits = judge.model(**inputs).logits[0, -1].float()
+                assert s.extra[f"{key}_logit_diff"] == pytest.approx(
+                    float(logits[judge.yes_id] - logits[judge.no_id]), abs=1e-5)
+        assert len(calls) == 6  # the per-question reference paths encode again: the hook sees the tower
+    finally:
+        hook.remove()
+
+
+def test_registry_clear_cache_frees_the_vlm_and_the_judge_keys_on_what_it_shares(roles):
+    cap, judge, _ = roles
+    n = registry.LOADS["captioner"]
+    longer = CFG.model_copy(update={"captioner": CFG.captioner.model_copy(update={"max_new_tokens": 20})})
+    assert registry.build("scorer", longer) is judge  # a caption length is not the judge's
+    assert registry.build("captioner", longer) is not cap and registry.LOADS["captioner"] == n  # same weights
+    other_dtype = CFG.model_copy(update={"captioner": CFG.captioner.model_copy(update={"dtype": "bfloat16"})})
+    rebuilt = registry.build("scorer", other_dtype)  # the judge shares the captioner's model, device and dtype
+    assert rebuilt is not judge and rebuilt.model is not judge.model and registry.LOADS["captioner"] == n + 1
+    registry.clear_cache()
+    try:
+        again = registry.build("captioner", CFG)
+        assert again is not cap and again.model is not cap.model  # weights loaded afresh
+        assert registry.LOADS["captioner"] == n + 2
+    finally:
+        registry.clear_cache()

@@ -40,10 +40,11 @@ class VLMJudgeScorer:
     """``score(video, prompt) -> Scores(sa, pc, extra={"sa_logit_diff", "pc_logit_diff"})``."""
 
     backend = "vlm-judge"
+    reads_config = {"captioner": ("model", "device", "dtype")}  # shares the captioner's model (registry key)
 
     def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, num_frames: int = 8,
                  frame_size: int = 448, device: str = "auto", dtype: str = "auto"):
-        from ..vlm import get_vlm, tokenizer_of
+        from ..vlm_runtime import get_vlm, tokenizer_of
 
         self.model_id = model
         self.num_frames = num_frames
@@ -63,23 +64,31 @@ class VLMJudgeScorer:
                        dtype=c.dtype if s.dtype == "auto" else s.dtype)
         return cls(s.model, num_frames=s.num_frames or 8, frame_size=s.frame_size, device=s.device, dtype=s.dtype)
 
-    def logit_diff(self, frames: list, question: str) -> float:
-        """logit(Yes) - logit(No) for the first token of the answer to ``question``."""
+    def logit_diffs(self, frames: list, questions: list[str]) -> list[float]:
+        """logit(Yes) - logit(No) for the first token of the answer to each question; the frames go
+        through the vision tower once, and each question reuses their embeddings."""
         import torch
 
-        from ..vlm import build_inputs
+        from ..vlm_runtime import build_inputs, encode_images, with_image_embeds
 
-        inputs = build_inputs(self.model, self.processor, frames, question)
+        out = []
         with torch.inference_mode():
-            logits = self.model(**inputs).logits[0, -1].float()
-        return float(logits[self.yes_id] - logits[self.no_id])
+            images = None
+            for question in questions:
+                inputs = build_inputs(self.model, self.processor, frames, question)
+                if "pixel_values" in inputs:
+                    if images is None:
+                        images = encode_images(self.model, inputs)
+                    inputs = with_image_embeds(self.model, inputs, images)
+                logits = self.model(**inputs).logits[0, -1].float()
+                out.append(float(logits[self.yes_id] - logits[self.no_id]))
+        return out
 
     def score(self, video: Path, prompt: str) -> Scores:
-        from ..vlm import video_frames
+        from ..vlm_runtime import video_frames
 
         if not prompt or not prompt.strip():
             raise InputError("vlm-judge: empty prompt; pass the user's original prompt for SA")
         frames = video_frames(video, self.num_frames, self.frame_size)
-        sa = self.logit_diff(frames, SA_QUESTION.format(prompt=prompt.strip()))
-        pc = self.logit_diff(frames, PC_QUESTION)
+        sa, pc = self.logit_diffs(frames, [SA_QUESTION.format(prompt=prompt.strip()), PC_QUESTION])
         return Scores(sa=sigmoid(sa), pc=sigmoid(pc), extra={"sa_logit_diff": sa, "pc_logit_diff": pc})

@@ -40,6 +40,7 @@ def get_vlm(model_id: str, device: str = "auto", dtype: str = "auto") -> tuple[A
     return _CACHE[key]
 
 
+@registry.on_clear_cache
 def clear_cache() -> None:
     _CACHE.clear()
 
@@ -174,6 +175,37 @@ def build_inputs(model: Any, processor: Any, images: list, text: str) -> dict[st
                 v = v.to(model.dtype)
         out[k] = v
     return out
+
+
+def vision_tower(model: Any) -> Any:
+    """The model's vision encoder (``model.visual`` or ``model.model.visual``, by transformers version)."""
+    tower = getattr(model, "visual", None) or getattr(getattr(model, "model", None), "visual", None)
+    if tower is None:
+        raise BackendError(f"{type(model).__name__} has no vision tower ('visual'); use a Qwen-VL model")
+    return tower
+
+
+def encode_images(model: Any, inputs: dict[str, Any]) -> Any:
+    """The vision tower's output for ``inputs``' images: one row per image pad token, in order."""
+    import torch
+
+    tower = vision_tower(model)
+    out = tower(inputs["pixel_values"].type(tower.dtype), grid_thw=inputs["image_grid_thw"])
+    out = getattr(out, "pooler_output", out)  # transformers 5 returns an output object, 4.x a tensor
+    return torch.cat(list(out)) if isinstance(out, (tuple, list)) else out
+
+
+def with_image_embeds(model: Any, inputs: dict[str, Any], image_embeds: Any) -> dict[str, Any]:
+    """``inputs`` with the pixels replaced by token embeddings that already hold ``image_embeds``
+    (from ``encode_images``), so several questions about the same frames run the vision tower once."""
+    ids = inputs["input_ids"]
+    embeds = model.get_input_embeddings()(ids)
+    mask = ids == model.config.image_token_id
+    if int(mask.sum()) != image_embeds.shape[0]:
+        raise BackendError(f"the VLM input has {int(mask.sum())} image tokens but {image_embeds.shape[0]} "
+                           "encoded image patches; the frames differ between the questions")
+    embeds = embeds.masked_scatter(mask.unsqueeze(-1).expand_as(embeds), image_embeds.to(embeds.dtype))
+    return {**{k: v for k, v in inputs.items() if k != "pixel_values"}, "inputs_embeds": embeds}
 
 
 def tokenizer_of(processor: Any) -> Any:
