@@ -37,13 +37,18 @@ class GeneratedVideo:
     seed: int
     prompt_tokens: int
     truncated: bool = False
+    family: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    token_counts: dict[str, int] = field(default_factory=dict)  # per text encoder, as the pipeline encodes
+    knobs: dict[str, Any] = field(default_factory=dict)  # speed/memory knobs that were on
 
 
 @runtime_checkable
 class VideoGenerator(Protocol):
     backend: str
     model_id: str
-    max_prompt_tokens: int  # the text encoder's budget (CogVideoX: 226 T5 tokens)
+    max_prompt_tokens: int  # the text encoder's token budget, read from the loaded pipeline
 
     def count_tokens(self, prompt: str) -> int: ...
 
