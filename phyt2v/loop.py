@@ -21,6 +21,7 @@ from . import registry, steps
 from .config import Config, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
 from .record import CallLog, RunStore, slugify
+from .roles import video_info
 from .schemas import Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError
 
 log = logging.getLogger("phyt2v")
@@ -152,10 +153,20 @@ class Refiner:
         return f"{slugify(prompt)}-{digest}"
 
     def token_budget(self) -> int:
+        """The loaded generator's budget; before it loads, the config's, else what the model's files say
+        (model_index.json, tokenizer/transformer configs), else a stated default (generators.budget)."""
         gen = self._backends["generator"]
         if gen is not None and getattr(gen, "max_prompt_tokens", None):
             return int(gen.max_prompt_tokens)
-        return int(self.config.generator.max_prompt_tokens or 226)
+        from .generators.budget import budget_before_load
+
+        return budget_before_load(self.config.generator)
+
+    def tokens_per_word(self) -> float | None:
+        """The loaded generator's measured tokens per English word (None: steps' fallback rate)."""
+        gen = self._backends["generator"]
+        fn = getattr(gen, "tokens_per_word", None)
+        return fn() if callable(fn) else None
 
     @contextmanager
     def _sigint_guard(self) -> Iterator[None]:
@@ -186,7 +197,7 @@ class Refiner:
         llm = self.backend("llm")
         rules = steps.extract_rules(llm, prompt, log=calls, retries=retries)
         ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=self.token_budget(), log=calls,
-                                   retries=retries)
+                                   retries=retries, tokens_per_word=self.tokens_per_word())
         return EnhanceResult(prompt=prompt, rules=rules, refinement=ref, calls=calls)
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
@@ -300,10 +311,11 @@ class Refiner:
                     self._warn(f"round {k} prompt is {rnd.prompt_tokens} tokens, over the {budget}-token "
                                "budget: the text encoder will cut it", k)
                 with calls.call("generator", gen, "generate", {"prompt": rnd.prompt, "seed": cfg.seed}) as e:
-                    gen.generate(rnd.prompt, seed=cfg.seed, out_path=video,
-                                 on_step=lambda i, n, k=k: self._emit(Event("denoise", k, "generate",
-                                                                            {"i": i, "total": n})))
+                    made = gen.generate(rnd.prompt, seed=cfg.seed, out_path=video,
+                                        on_step=lambda i, n, k=k: self._emit(Event("denoise", k, "generate",
+                                                                                   {"i": i, "total": n})))
                     e["output"] = str(video.relative_to(store.dir))
+                rnd.video_info = video_info(made, store.dir)  # real frames, fps, truncation, knobs
                 rnd.video = str(video.relative_to(store.dir))
                 self._step_done(rec, store, rnd, "generate", time.perf_counter() - t0)
             if "caption" not in rnd.done:
@@ -345,7 +357,7 @@ class Refiner:
         cfg, gen = self.config.loop, self._backends["generator"]
         history = steps.history_text(rec.rounds) if cfg.history_in_refine else ""
         kw = dict(user_prompt=rec.prompt, prompt=rnd.prompt, rules=rec.rules, mismatch=rnd.mismatch,
-                  budget_tokens=budget, log=calls, retries=cfg.parse_retries)
+                  budget_tokens=budget, log=calls, retries=cfg.parse_retries, tokens_per_word=self.tokens_per_word())
         ref = steps.refine_prompt(llm, history=history, **kw)
         n = gen.count_tokens(ref.prompt)
         if n > budget:  # one re-ask with the measured length, then accept with a warning

@@ -210,6 +210,12 @@ class DiffusersGenerator:
         enc = min(self.encoders, key=lambda e: e.limit)
         return enc.count(prompt)
 
+    def tokens_per_word(self) -> float:
+        """Tokens per English word of the binding encoder, measured on a reference sentence (fixed
+        template/special tokens cancel out), for the LLM's word budget."""
+        ref = "A heavy glass bottle slides off the wooden table, falls, and shatters on the stone floor."
+        return min(3.0, max(1.0, (self.count_tokens(ref) - self.count_tokens("")) / len(ref.split())))
+
     def token_counts(self, prompt: str) -> dict[str, int]:
         return {e.name: e.count(prompt) for e in self.encoders}
 
@@ -217,8 +223,13 @@ class DiffusersGenerator:
         """What this generator is and which knobs are on: stored in the run record."""
         return {"family": self.family.name, "pipeline": type(self.pipe).__name__, "token_budget": self.model_limit,
                 "encoders": {e.name: e.limit for e in self.encoders}, "steps": self.steps,
-                "guidance": self.guidance, "knobs": {k: v for k, v in self.knobs.items() if v not in (None, False)},
-                "loras": [str(x) for x in self.loras]}
+                "guidance": self.guidance, "knobs": self._active_knobs()}
+
+    def _active_knobs(self) -> dict[str, Any]:
+        active = {k: v for k, v in self.knobs.items() if v not in (None, False)}
+        if self.loras:
+            active["loras"] = [str(x) for x in self.loras]
+        return active
 
     def generate(self, prompt: str, *, seed: int, out_path: Path,
                  on_step: StepCallback | None = None) -> GeneratedVideo:
@@ -256,4 +267,4 @@ class DiffusersGenerator:
         return GeneratedVideo(path=path, num_frames=len(frames), fps=self.fps, width=w, height=h,
                               seed=int(seed), prompt_tokens=tokens, truncated=truncated,
                               family=self.family.name, steps=self.steps, guidance=self.guidance,
-                              token_counts=counts, knobs=self.describe()["knobs"])
+                              token_counts=counts, knobs=self._active_knobs())

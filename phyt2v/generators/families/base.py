@@ -88,6 +88,10 @@ class Family:
                 "steps": sig.get("num_inference_steps"), "guidance": sig.get("guidance_scale"),
                 "fps": sig.get("frame_rate") or self.fps}
 
+    def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:
+        """The budget before loading, from the signature and the folder's configs (None: unknown)."""
+        return sig.get("max_sequence_length")
+
     # -------------------------------------------------- after loading
     def token_limit(self, pipe: Any, sig: dict[str, Any]) -> int | None:
         return sig.get("max_sequence_length") or getattr(pipe, "tokenizer_max_length", None)

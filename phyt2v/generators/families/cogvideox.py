@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import Encoder, Family, Settings, _get
+from .base import Family, Settings, _get
 
 
 class CogVideoX(Family):
@@ -38,6 +38,9 @@ class CogVideoX(Family):
         # the transformer's positional table fixes the length the pipeline must encode
         return int(getattr(pipe.transformer.config, "max_text_seq_length", None) or sig["max_sequence_length"])
 
+    def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:
+        return int(_get(index.transformer, "max_text_seq_length", sig["max_sequence_length"]))
+
     def prepare(self, pipe: Any, cfg: Any) -> dict[str, Any]:
         name = cfg.scheduler or "dpm"
         if name != "pipeline":
@@ -52,6 +55,3 @@ class CogVideoX(Family):
         kw["use_dynamic_cfg"] = True if s.dynamic_cfg is None else s.dynamic_cfg
         kw["max_sequence_length"] = self.token_limit(pipe, sig)
         return kw
-
-    def encoders(self, pipe: Any, sig: dict[str, Any]) -> list[Encoder]:
-        return super().encoders(pipe, sig)

@@ -18,6 +18,9 @@ class Hunyuan(Family):
     options = frozenset({"flow_shift", "true_cfg"})
     tiny = "hunyuan"
 
+    def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:
+        return min(int(sig["max_sequence_length"]), 77) if index.components.get("tokenizer_2") else None
+
     def encoders(self, pipe: Any, sig: dict[str, Any]) -> list[Encoder]:
         template = sig["prompt_template"]
         crop = template.get("crop_start")

@@ -22,6 +22,9 @@ class Hunyuan15(Family):
         d["guidance"] = None  # on the guider, not in the call
         return d
 
+    def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:
+        return 1000  # the pipeline's tokenizer_max_length (set in __init__, not in the signature)
+
     def call_kwargs(self, pipe: Any, s: Settings, sig: dict[str, Any]) -> dict[str, Any]:
         if s.guidance is not None and hasattr(getattr(pipe, "guider", None), "guidance_scale"):
             pipe.guider.guidance_scale = s.guidance
