@@ -166,6 +166,7 @@ class DiffusersGenerator:
             raise ConfigError(f"generator.max_prompt_tokens {cfg.max_prompt_tokens} is over the model's limit of "
                               f"{self.model_limit} tokens; use a value <= {self.model_limit}.")
         self.max_prompt_tokens = cfg.max_prompt_tokens or self.model_limit or 0
+        self.family.call_kwargs(self.pipe, s, self.sig)  # a family-specific setting it cannot pass fails now
 
     # ------------------------------------------------------------------ loading
     def _precheck(self, path: str) -> None:
