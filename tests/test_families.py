@@ -180,3 +180,38 @@ def test_budget_before_load_from_the_model_files(gens):
     assert budget("nobody/not-cached") == DEFAULT_BUDGET
     assert budget("tiny-wan", "generator.max_prompt_tokens=100") == 100
     assert 1.0 <= gens["tiny-wan"].tokens_per_word() < 1.3  # word-level tokenizer: about one token a word
+
+
+def test_compile_refused_where_the_transformer_has_no_repeated_blocks(gens):
+    from phyt2v.generators.cogvideox import CogVideoXGenerator
+
+    with pytest.raises(ConfigError, match="generator.compile: the cogvideox transformer .* declares no repeated"):
+        CogVideoXGenerator("tiny", num_frames=9, steps=2, height=16, width=16, compile=True)
+
+
+def test_unknown_video_pipeline_runs_on_its_own_defaults(gens, tmp_path, caplog):
+    from diffusers import WanPipeline
+
+    class MyVideoPipeline(WanPipeline):  # a class no family names
+        pass
+
+    pipe = MyVideoPipeline(**gens["tiny-wan"].pipe.components)
+    with caplog.at_level("WARNING"):
+        g = DiffusersGenerator("mine", pipeline=pipe, num_frames=9, steps=2, height=16, width=16)
+    assert g.family.name == "generic" and "not a known video family" in caplog.text
+    assert g.model_limit == 512  # its own max_sequence_length default
+    out = g.generate("A ball falls", seed=0, out_path=tmp_path / "v.mp4")
+    assert probe(out.path).num_frames == 9
+
+
+def test_doctor_lists_the_loadable_families():
+    from rich.console import Console
+
+    from phyt2v.doctor import families_table
+
+    console = Console(width=200, record=True)
+    console.print(families_table())
+    text = console.export_text()
+    for cls in ("CogVideoXPipeline", "WanPipeline", "LTXPipeline", "HunyuanVideoPipeline"):
+        assert f"{cls}" in text
+    assert text.count("yes") >= 6
