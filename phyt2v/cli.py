@@ -103,7 +103,7 @@ def refine(
     from .loop import Refiner
 
     cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
-    if cfg.generator.model == "tiny":
+    if cfg.generator.model.startswith("tiny"):
         err.print("[yellow]smoke preset: tiny random-weight models, the videos are noise and the scores "
                   "are meaningless; this only checks the install.[/yellow]")
     with RefineProgress(err, cfg) as prog:
