@@ -53,22 +53,49 @@ class LLMConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="backend-specific extras")
 
 
+class CacheConfig(_Strict):
+    kind: Literal["first-block", "pab", "faster", "mag", "taylorseer"] = Field(
+        description="diffusers cache hook on the transformer: first-block | pab | faster | mag | taylorseer")
+    params: dict[str, Any] = Field(default_factory=dict, description="arguments of the diffusers *CacheConfig, "
+                                   "e.g. {threshold: 0.05} for first-block")
+
+
 class GeneratorConfig(_Strict):
-    backend: str = "cogvideox"
-    model: str = Field("THUDM/CogVideoX-5b", description="HF id, local path, or 'tiny' (random weights)")
-    num_frames: int = Field(49, ge=1)
-    steps: int = Field(50, ge=1)
-    guidance: float = Field(6.0, ge=0.0)
-    fps: int = Field(8, ge=1, le=120)
-    height: int = Field(480, ge=8)
-    width: int = Field(720, ge=8)
-    dynamic_cfg: bool = True
-    scheduler: Literal["dpm", "ddim", "pipeline"] = "dpm"
+    """Size, frames, fps, steps and guidance left unset (None) take the family's own defaults (read from
+    the pipeline's ``__call__`` signature). Options only some families have are checked when it loads."""
+
+    backend: str = Field("cogvideox", description="diffusers (any text-to-video pipeline) | cogvideox (the "
+                                                  "diffusers backend with CogVideoX paper settings)")
+    model: str = Field("THUDM/CogVideoX-5b", description="HF id, local folder, or tiny | tiny-wan | tiny-ltx | "
+                                                         "tiny-hunyuan (random weights)")
+    num_frames: int | None = Field(None, ge=1, description="default: the family's")
+    steps: int | None = Field(None, ge=1, description="default: the family's")
+    guidance: float | None = Field(None, ge=0.0, description="default: the family's")
+    fps: int | None = Field(None, ge=1, le=120, description="default: the family's")
+    height: int | None = Field(None, ge=8, description="default: the family's")
+    width: int | None = Field(None, ge=8, description="default: the family's")
+    dynamic_cfg: bool | None = Field(None, description="CogVideoX only (default on there)")
+    scheduler: Literal["dpm", "ddim", "pipeline"] | None = Field(None, description="CogVideoX only "
+                                                                  "(default dpm, trailing spacing)")
+    flow_shift: float | None = Field(None, gt=0.0, description="flow-matching shift (Wan, HunyuanVideo)")
+    guidance_2: float | None = Field(None, ge=0.0, description="Wan 2.2 A14B: guidance of the low-noise "
+                                                               "expert (guidance_scale_2)")
+    true_cfg: float | None = Field(None, ge=0.0, description="HunyuanVideo: real CFG (true_cfg_scale) with "
+                                                             "options.negative_prompt")
+    decode_timestep: float | None = Field(None, ge=0.0, description="LTX-Video only")
+    decode_noise_scale: float | None = Field(None, ge=0.0, description="LTX-Video only")
+    cache: CacheConfig | None = Field(None, description="transformer cache hook (speed for a little quality)")
+    attention_backend: str | None = Field(None, description="transformer.set_attention_backend, e.g. flash, "
+                                                            "sage, _native_cudnn (not CogVideoX/Mochi)")
+    compile: bool = Field(False, description="regional torch.compile of the transformer's repeated blocks")
     dtype: Dtype = "auto"
     device: str = Field("auto", json_schema_extra=RUNTIME)
-    offload: Literal["auto", "none", "model", "sequential"] = Field("auto", json_schema_extra=RUNTIME)
+    offload: Literal["auto", "none", "model", "sequential", "group"] = Field("auto", json_schema_extra=RUNTIME)
     vae_tiling: bool = Field(True, json_schema_extra=RUNTIME)
+    vae_slicing: bool = Field(True, json_schema_extra=RUNTIME)
     max_prompt_tokens: int | None = Field(None, ge=8, description="default: the pipeline's own limit")
+    lora: list[dict[str, Any]] = Field(default_factory=list, description="LoRA adapters loaded once "
+                                       "(phyt2v.generators.lora)")
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -230,8 +257,9 @@ def check_options(section: str, backend: str, options: dict[str, Any], known: tu
 
 # ---------------------------------------------------------------- presets and loading
 
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in configs_dir().glob("*.yaml"))
+def preset_names(*, bases: bool = False) -> list[str]:
+    """Preset names; base presets (``_name.yaml``, only for ``extends:``) are hidden unless ``bases``."""
+    return sorted(p.stem for p in configs_dir().glob("*.yaml") if bases or not p.stem.startswith("_"))
 
 
 def preset_path(name: str) -> Path:
@@ -261,6 +289,29 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping (key: value), not {type(data).__name__}.")
     return data
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve_extends(data: dict[str, Any], source: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``extends: <preset>`` -> that preset's data deep-merged under ``data`` (chains allowed, cycles refused).
+    The base's ``note`` is not inherited."""
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{source}: 'extends' must name a preset, e.g. extends: _base-cuda")
+    if base_name in _seen:
+        raise ConfigError(f"{source}: 'extends' loops: {' -> '.join(_seen + (base_name,))}")
+    base = resolve_extends(_read_yaml(preset_path(base_name)), f"preset {base_name}", _seen + (base_name,))
+    base.pop("note", None)
+    base.pop("preset", None)
+    return _deep_merge(base, data)
 
 
 def _parse_value(raw: str) -> Any:
@@ -314,12 +365,12 @@ def load_config(preset: str | None = None, *, file: str | Path | None = None,
     data: dict[str, Any] = {}
     source = "defaults"
     if preset:
-        data = _read_yaml(preset_path(preset))
-        data.setdefault("preset", preset)
         source = f"preset {preset}"
+        data = resolve_extends(_read_yaml(preset_path(preset)), source, (preset,))
+        data.setdefault("preset", preset)
     elif file:
-        data = _read_yaml(Path(file))
         source = str(file)
+        data = resolve_extends(_read_yaml(Path(file)), source)
     data = apply_overrides(data, overrides)
     for k, v in top.items():
         if isinstance(v, dict) and isinstance(data.get(k), dict):

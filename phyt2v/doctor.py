@@ -38,6 +38,25 @@ def gpu_info() -> tuple[bool, str]:
     return True, "; ".join(rows)
 
 
+def families_table() -> Table:
+    """Which diffusers video families this install can load (their pipeline classes import)."""
+    from .generators.families import FAMILIES
+
+    t = Table("family", "pipeline", "loads here", title="video families (generator.backend: diffusers)",
+              title_justify="left")
+    for fam in FAMILIES:
+        for cls in fam.classes:
+            try:
+                import diffusers
+
+                getattr(diffusers, cls)
+                verdict = "yes"
+            except Exception as e:  # ImportError, AttributeError, or a broken optional dependency
+                verdict = f"[yellow]no: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}[/yellow]"
+            t.add_row(fam.name, cls, verdict)
+    return t
+
+
 def report() -> Group:
     from .config import load_config, preset_names
 
@@ -70,7 +89,7 @@ def report() -> Group:
     p = Table("preset", "can run here", title="presets", title_justify="left")
     for name in preset_names():
         cfg = load_config(name)
-        needs_gpu = cfg.generator.model != "tiny"
+        needs_gpu = not cfg.generator.model.startswith("tiny")
         if needs_gpu and not cuda:
             verdict = "[yellow]no: needs a CUDA GPU[/yellow]"
         elif cfg.llm.backend in ("embedded", "auto") and not gguf and not (
@@ -79,4 +98,4 @@ def report() -> Group:
         else:
             verdict = "yes"
         p.add_row(name, verdict)
-    return Group(t, p)
+    return Group(t, families_table(), p)

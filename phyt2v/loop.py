@@ -27,6 +27,7 @@ from .config import Config, hash_of, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
 from .locks import FolderLock
 from .record import CallLog, RunStore, fsync_path, slugify, video_problem
+from .roles import video_info
 from .schemas import Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError, now
 
 log = logging.getLogger("phyt2v")
@@ -187,10 +188,20 @@ class Refiner:
         return rec is not None and rec.prompt == prompt and hash_of(saved) == self.config.hash()
 
     def token_budget(self) -> int:
+        """The loaded generator's budget; before it loads, the config's, else what the model's files say
+        (model_index.json, tokenizer/transformer configs), else a stated default (generators.budget)."""
         gen = self._backends["generator"]
         if gen is not None and getattr(gen, "max_prompt_tokens", None):
             return int(gen.max_prompt_tokens)
-        return int(self.config.generator.max_prompt_tokens or 226)
+        from .generators.budget import budget_before_load
+
+        return budget_before_load(self.config.generator)
+
+    def tokens_per_word(self) -> float | None:
+        """The loaded generator's measured tokens per English word (None: steps' fallback rate)."""
+        gen = self._backends["generator"]
+        fn = getattr(gen, "tokens_per_word", None)
+        return fn() if callable(fn) else None
 
     @contextmanager
     def _sigint_guard(self) -> Iterator[None]:
@@ -222,13 +233,15 @@ class Refiner:
         rules = steps.extract_rules(llm, prompt, log=calls, retries=retries)
         budget, gen = self.token_budget(), self._backends["generator"]
         count = gen.count_tokens if gen is not None else steps.estimate_tokens  # no generator: from words
-        ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries)
+        tpw = self.tokens_per_word()
+        ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries,
+                                   tokens_per_word=tpw)
         n = count(ref.prompt)
         if n > budget:  # like refine: one re-ask with the measured length, then a warning
             note = (f"Your last rewrite was about {n} tokens, over the {budget}-token limit of the video "
                     "model: write a shorter prompt.")
             ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries,
-                                       note=note)
+                                       note=note, tokens_per_word=tpw)
             n = count(ref.prompt)
             if n > budget:
                 self._warn(f"the enhanced prompt is about {n} tokens, over the video model's {budget}-token "
@@ -378,11 +391,12 @@ class Refiner:
                     self._warn(f"round {k} prompt is {rnd.prompt_tokens} tokens, over the {budget}-token "
                                "budget: the text encoder will cut it", k)
                 with calls.call("generator", gen, "generate", {"prompt": rnd.prompt, "seed": cfg.seed}) as e:
-                    gen.generate(rnd.prompt, seed=cfg.seed, out_path=video,
-                                 on_step=lambda i, n, k=k: self._emit(Event("denoise", k, "generate",
-                                                                            {"i": i, "total": n})))
+                    made = gen.generate(rnd.prompt, seed=cfg.seed, out_path=video,
+                                        on_step=lambda i, n, k=k: self._emit(Event("denoise", k, "generate",
+                                                                                   {"i": i, "total": n})))
                     e["output"] = str(video.relative_to(store.dir))
                 fsync_path(video)  # on disk before the record says it exists
+                rnd.video_info = video_info(made, store.dir)  # real frames, fps, truncation, knobs
                 rnd.video = str(video.relative_to(store.dir))
                 self._step_done(rec, store, rnd, "generate", time.perf_counter() - t0)
             if "caption" not in rnd.done:
@@ -436,7 +450,7 @@ class Refiner:
         cfg, gen = self.config.loop, self._backends["generator"]
         history = steps.history_text(rec.rounds) if cfg.history_in_refine else ""
         kw = dict(user_prompt=rec.prompt, prompt=rnd.prompt, rules=rec.rules, mismatch=rnd.mismatch,
-                  budget_tokens=budget, log=calls, retries=cfg.parse_retries)
+                  budget_tokens=budget, log=calls, retries=cfg.parse_retries, tokens_per_word=self.tokens_per_word())
         ref = steps.refine_prompt(llm, history=history, **kw)
         n = gen.count_tokens(ref.prompt)
         if n > budget:  # one re-ask with the measured length, then accept with a warning

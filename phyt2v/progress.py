@@ -75,11 +75,12 @@ class RefineProgress:
         if ev.kind == "step_start":
             self.progress.update(self.step_task, description=f"{where}{ev.step}")
         elif ev.kind == "denoise":
-            total = ev.data.get("total") or 1
+            total = ev.data.get("total") or None  # 0: a pipeline with no step callback (indeterminate)
+            label = "denoising" if total else "generating"
             if self.denoise_task is None:
-                self.denoise_task = self.progress.add_task("denoising", total=total)
+                self.denoise_task = self.progress.add_task(label, total=total)
             self.progress.update(self.denoise_task, completed=ev.data.get("i", 0), total=total,
-                                 description=f"{where}denoising")
+                                 description=f"{where}{label}")
         elif ev.kind == "step_end":
             if ev.step == "generate" and self.denoise_task is not None:
                 self.progress.remove_task(self.denoise_task)

@@ -28,6 +28,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "transformers": "phyt2v.llms.transformers_llm:TransformersLLM",
     },
     "generator": {
+        "diffusers": "phyt2v.generators.diffusers_gen:DiffusersGenerator",
         "cogvideox": "phyt2v.generators.cogvideox:CogVideoXGenerator",
     },
     "captioner": {
@@ -45,7 +46,9 @@ DESCRIPTIONS: dict[str, str] = {
     "llm:openai": "any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server)",
     "llm:embedded": "SmolLM2-135M (bundled GGUF) or any local GGUF, in-process on CPU; weak",
     "llm:transformers": "a local Hugging Face causal LM (e.g. Qwen2.5-7B-Instruct), GPU",
-    "generator:cogvideox": "diffusers CogVideoXPipeline (CogVideoX-2b/5b/1.5-5B, a path, or 'tiny')",
+    "generator:diffusers": "any diffusers text-to-video pipeline: Wan 2.1/2.2, LTX-Video, HunyuanVideo (1.5), "
+                           "CogVideoX, Mochi (hub id, folder, or tiny-wan/-ltx/-hunyuan)",
+    "generator:cogvideox": "the diffusers backend held to CogVideoX with the paper's settings (or 'tiny')",
     "captioner:vlm": "transformers image-text-to-text VLM over sampled frames (Qwen2.5-VL default)",
     "scorer:vlm-judge": "the captioner's VLM asked the VideoCon-Physics questions; P(Yes) from logits",
     "scorer:videocon": "native VideoCon-Physics (mPLUG-Owl-Video), the VideoPhy metric",
@@ -121,14 +124,49 @@ def _cache_key(role: str, config: "Config", cls: type) -> tuple[str, str]:
     return role, json.dumps(data, sort_keys=True)
 
 
+# role -> (load key, backend) for backends that split load-time from call-time settings (``load_settings``)
+_LOADED: dict[str, tuple[str, Any]] = {}
+
+
+def _free(role: str) -> None:
+    """Drop a replaced backend (and every built object sharing its weights); free its memory."""
+    import gc
+    import sys
+
+    _LOADED.pop(role, None)
+    for key in [k for k in _BUILT if k[0] == role]:
+        del _BUILT[key]
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def build(role: str, config: "Config", *, cache: bool = True) -> Any:
     """The backend the config names for ``role``. Built (weights loaded) once per process for the
-    same role settings: a second Refiner, or a batch over many prompts, reuses it."""
+    same role settings: a second Refiner, or a batch over many prompts, reuses it. A backend class with
+    ``load_settings(config)`` and ``reconfigure(config)`` (the generators) loads once per load-time
+    settings: other settings (steps, size, frames, guidance) reuse the loaded weights; a load with other
+    load-time settings replaces (and frees) the one held."""
+    import json
+
     cls = resolve(role, getattr(config, role).backend)
     key = _cache_key(role, config, cls)
     if cache and key in _BUILT:
         return _BUILT[key]
-    backend = cls.from_config(config)
+    split = getattr(cls, "load_settings", None)
+    if cache and split is not None:
+        lkey = json.dumps([getattr(config, role).backend, split(config)], sort_keys=True, default=str)
+        held = _LOADED.get(role)
+        if held is not None and held[0] == lkey:
+            backend = held[1].reconfigure(config)
+        else:
+            if held is not None:
+                _free(role)
+            backend = cls.from_config(config)
+            _LOADED[role] = (lkey, backend)
+    else:
+        backend = cls.from_config(config)
     if cache:
         _BUILT[key] = backend
     return backend
@@ -147,3 +185,4 @@ def clear_cache() -> None:
     _BUILT.clear()
     for clear in _CLEARERS:
         clear()
+    _LOADED.clear()

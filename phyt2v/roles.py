@@ -6,7 +6,7 @@ A backend is any object with these methods; see ``registry.py`` for how they are
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
@@ -39,13 +39,29 @@ class GeneratedVideo:
     seed: int
     prompt_tokens: int
     truncated: bool = False
+    family: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    token_counts: dict[str, int] = field(default_factory=dict)  # per text encoder, as the pipeline encodes
+    knobs: dict[str, Any] = field(default_factory=dict)  # speed/memory knobs that were on
+
+
+def video_info(video: Any, root: Path | None = None) -> dict[str, Any] | None:
+    """A :class:`GeneratedVideo` as plain data for the round record (path relative to ``root``)."""
+    if not is_dataclass(video) or isinstance(video, type):
+        return None
+    data = asdict(video)
+    path = Path(data.pop("path"))
+    if root is not None and path.is_absolute() and path.is_relative_to(root):
+        path = path.relative_to(root)
+    return {"path": str(path), **data}
 
 
 @runtime_checkable
 class VideoGenerator(Protocol):
     backend: str
     model_id: str
-    max_prompt_tokens: int  # the text encoder's budget (CogVideoX: 226 T5 tokens)
+    max_prompt_tokens: int  # the text encoder's token budget, read from the loaded pipeline
 
     def count_tokens(self, prompt: str) -> int: ...
 

@@ -72,6 +72,7 @@ class RoundRecord(BaseModel):
     prompt_tokens: int | None = None
     over_budget: bool = False
     video: str | None = None  # path relative to the run directory
+    video_info: dict[str, Any] | None = None  # the generator's GeneratedVideo: frames, fps, truncated, knobs
     caption: str | None = None
     scores: RoundScores | None = None
     mismatch: Mismatch | None = None

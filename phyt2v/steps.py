@@ -34,7 +34,7 @@ M = TypeVar("M", bound=BaseModel)
 
 _SECTION = re.compile(r"^<!--\s*(system|user)\s*-->\s*$", re.M)
 _VAR = re.compile(r"\{\{(\w+)\}\}")
-TOKENS_PER_WORD = 1.4  # T5 / LLaMA sentencepiece tokens per English word, a conservative average
+TOKENS_PER_WORD = 1.4  # fallback: sentencepiece/BPE tokens per English word; the loop passes the generator's measured rate
 
 
 @lru_cache(maxsize=None)
@@ -115,8 +115,9 @@ def _bullets(items: list[str]) -> str:
     return "\n".join(f"- {x}" for x in items) if items else "- (none given)"
 
 
-def budget_values(budget_tokens: int) -> dict[str, int]:
-    return {"budget_tokens": budget_tokens, "budget_words": max(8, int(budget_tokens / TOKENS_PER_WORD))}
+def budget_values(budget_tokens: int, tokens_per_word: float | None = None) -> dict[str, int]:
+    rate = tokens_per_word or TOKENS_PER_WORD
+    return {"budget_tokens": budget_tokens, "budget_words": max(8, int(budget_tokens / rate))}
 
 
 def extract_rules(llm: LLM, prompt: str, *, log: CallLog, retries: int = 2) -> Rules:
@@ -146,17 +147,18 @@ def history_text(rounds: list[RoundRecord]) -> str:
 
 
 def refine_prompt(llm: LLM, *, user_prompt: str, prompt: str, rules: Rules, mismatch: Mismatch,
-                  history: str, budget_tokens: int, log: CallLog, retries: int = 2) -> Refinement:
+                  history: str, budget_tokens: int, log: CallLog, retries: int = 2,
+                  tokens_per_word: float | None = None) -> Refinement:
     values = {"user_prompt": user_prompt, "prompt": prompt, "rules": _bullets(rules.rules),
               "expected_outcome": rules.expected_outcome, "mismatches": _bullets(mismatch.mismatches),
-              "history": history, **budget_values(budget_tokens)}
+              "history": history, **budget_values(budget_tokens, tokens_per_word)}
     return run_step(llm, "refine", Refinement, values, log=log, retries=retries)
 
 
 def enhance_prompt(llm: LLM, prompt: str, rules: Rules, *, budget_tokens: int, log: CallLog,
-                   retries: int = 2, note: str = "") -> Refinement:
+                   retries: int = 2, note: str = "", tokens_per_word: float | None = None) -> Refinement:
     values = {"prompt": prompt, "objects": ", ".join(rules.objects) or "(none)", "rules": _bullets(rules.rules),
-              "expected_outcome": rules.expected_outcome, **budget_values(budget_tokens)}
+              "expected_outcome": rules.expected_outcome, **budget_values(budget_tokens, tokens_per_word)}
     return run_step(llm, "enhance", Refinement, values, log=log, retries=retries, note=note)
 
 

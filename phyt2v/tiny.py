@@ -1,4 +1,5 @@
-"""Tiny random-weight models (CogVideoX pipeline, Qwen2-VL) for tests and smoke runs.
+"""Tiny random-weight models (CogVideoX, Wan, LTX-Video and HunyuanVideo pipelines, Qwen2-VL) for tests
+and smoke runs.
 
 They are built from configs with a fixed torch seed, saved with ``save_pretrained`` and
 loaded back by the backends through their normal ``from_pretrained`` path. Their outputs are
@@ -12,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-VERSION = "v1"  # bump when a recipe below changes, so stale caches are not reused
-KINDS = ("cogvideox", "vlm")
+VERSION = "v2"  # bump when a recipe below changes, so stale caches are not reused
+KINDS = ("cogvideox", "wan", "ltx", "hunyuan", "vlm")
 
 # A small word-level vocabulary: common English plus the words physics prompts use.
 # Anything else maps to the unknown token.
@@ -64,25 +65,46 @@ def _seeded(seed: int = 0):
     torch.manual_seed(seed)
 
 
-def _t5_tokenizer():
-    """Word-level, lowercasing, T5 conventions (pad 0, eos 1 appended, unk 2)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+def _word_tokenizer(specials: list[str], *, bos: str | None = None, eos: str | None = None,
+                    pad: str = "<pad>", unk: str = "<unk>", max_length: int = 512, added: tuple[str, ...] = ()):
+    """A lowercasing word-level tokenizer over WORDS: serves the T5/UMT5 (eos appended), Llama (bos
+    prepended) and CLIP (both) slots of the video pipelines."""
+    from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = _vocab(sorted(set(WORDS)) + list(".,!?;:'\"-()"), ["<pad>", "</s>", "<unk>"])
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    vocab = _vocab(sorted(set(WORDS)) + list(".,!?;:'\"-()"), specials)
+    tk = Tokenizer(models.WordLevel(vocab, unk_token=unk))
     tk.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    single = " ".join(x for x in (bos, "$A", eos) if x)
     tk.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>",
-                                   unk_token="<unk>", model_max_length=512)
+        single=single, special_tokens=[(t, vocab[t]) for t in (bos, eos) if t])
+    if added:
+        tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in added])
+    kw = {k: v for k, v in (("bos_token", bos), ("eos_token", eos)) if v}
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token=pad, unk_token=unk, model_max_length=max_length,
+                                   **kw)
+
+
+def _t5_tokenizer(max_length: int = 512):
+    """Word-level, lowercasing, T5 conventions (pad 0, eos 1 appended, unk 2)."""
+    return _word_tokenizer(["<pad>", "</s>", "<unk>"], eos="</s>", max_length=max_length)
+
+
+def _t5_encoder(tokenizer, umt5: bool = False):
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    cfg_cls, model_cls = (UMT5Config, UMT5EncoderModel) if umt5 else (T5Config, T5EncoderModel)
+    _seeded(0)
+    return model_cls(cfg_cls(vocab_size=len(tokenizer), d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
+                             relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+                             decoder_start_token_id=0))
 
 
 def build_tiny_cogvideox(path: str | Path) -> Path:
     """A ~100 kB CogVideoXPipeline: 2-layer transformer (4 heads x 8), 4-block VAE, 5-layer T5.
 
-    Frames must be 4k+1 and sides multiples of 16 (VAE x8, patch 2); prompts hold 16 tokens.
+    Frames must be 8k+1 and sides multiples of 16 (VAE x8, patch 2); prompts hold 64 tokens.
     """
     from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline,
                            CogVideoXTransformer3DModel)
@@ -93,7 +115,7 @@ def build_tiny_cogvideox(path: str | Path) -> Path:
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
         text_embed_dim=32, num_layers=2, sample_width=2, sample_height=2, sample_frames=9,
-        patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16)
+        patch_size=2, temporal_compression_ratio=4, max_text_seq_length=64)
     _seeded(0)
     vae = AutoencoderKLCogVideoX(
         in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
@@ -170,7 +192,16 @@ def build_tiny_vlm(path: str | Path) -> Path:
     return path
 
 
-_BUILDERS = {"cogvideox": build_tiny_cogvideox, "vlm": build_tiny_vlm}
+def _family(name: str):
+    def build(path: str | Path) -> Path:
+        from . import tiny_families
+
+        return getattr(tiny_families, f"build_tiny_{name}")(path)
+    return build
+
+
+_BUILDERS = {"cogvideox": build_tiny_cogvideox, "wan": _family("wan"), "ltx": _family("ltx"),
+             "hunyuan": _family("hunyuan"), "vlm": build_tiny_vlm}
 
 
 def cache_root() -> Path:

@@ -172,11 +172,11 @@ def test_enhance_with_the_embedded_llm():
 
 
 def test_prompt_over_the_generators_token_budget(tmp_path):
-    long_prompt = " ".join(["a red rubber ball falls onto the wooden floor and bounces"] * 4)  # tiny limit: 16
+    long_prompt = " ".join(["a red rubber ball falls onto the wooden floor and bounces"] * 7)  # tiny limit: 64
     p = run_cli("refine", long_prompt, "--preset", "smoke", "--out", str(tmp_path))
     assert p.returncode == 2 and "Traceback" not in p.stderr
     text = " ".join(p.stderr.split())
-    assert "tokens but" in text and "reads at most 16" in text and "allow_long_prompt" in text
+    assert "tokens but" in text and "reads at most 64" in text and "allow_long_prompt" in text
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # refused before any work: no failed run folder
 
 

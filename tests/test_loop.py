@@ -186,17 +186,27 @@ def test_refined_prompt_over_budget_is_reasked_once(tmp_path):
 
 
 def test_backends_built_once_per_process_for_the_same_settings(monkeypatch):
+    """Call-time generator settings (steps, size, frames, guidance) reuse the loaded weights: ONE load;
+    a load-time setting (the model) replaces the held backend."""
     from phyt2v import registry
 
-    built = []
+    built, reconfigured = [], []
 
     class Dummy:
         backend, model_id = "dummy", "d"
 
         @classmethod
         def from_config(cls, config):
-            built.append(config.generator.steps)
+            built.append(config.generator.model)
             return cls()
+
+        @classmethod
+        def load_settings(cls, config):
+            return {"model": config.generator.model}
+
+        def reconfigure(self, config):
+            reconfigured.append(config.generator.steps)
+            return Dummy()
 
     monkeypatch.setitem(registry.BUILTINS["generator"], "dummy", "builtins:object")
     monkeypatch.setattr(registry, "resolve", lambda role, name: Dummy)
@@ -205,9 +215,13 @@ def test_backends_built_once_per_process_for_the_same_settings(monkeypatch):
         a = load_config(overrides=["generator.backend=dummy"])
         b = load_config(overrides=["generator.backend=dummy", "loop.max_rounds=2", "llm.temperature=0"])
         c = load_config(overrides=["generator.backend=dummy", "generator.steps=3"])
+        d = load_config(overrides=["generator.backend=dummy", "generator.model=other"])
         assert registry.build("generator", a) is registry.build("generator", b)  # other sections differ
         assert registry.build("generator", c) is not registry.build("generator", a)
-        assert built == [50, 3]
+        assert built == ["THUDM/CogVideoX-5b"] and reconfigured == [3]  # steps changed: no second load
+        registry.build("generator", d)
+        assert built == ["THUDM/CogVideoX-5b", "other"]
+        assert registry.build("generator", a) is not None and built[-1] == "THUDM/CogVideoX-5b"  # replaced, reloaded
     finally:
         registry.clear_cache()
 

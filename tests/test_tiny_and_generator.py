@@ -45,7 +45,7 @@ def test_build_tiny_cogvideox_is_deterministic(tmp_path):
         sa, sb = getattr(a, name).state_dict(), getattr(b, name).state_dict()
         assert sa.keys() == sb.keys()
         assert all(torch.equal(sa[k], sb[k]) for k in sa), name
-    assert a.transformer.config.max_text_seq_length == 16
+    assert a.transformer.config.max_text_seq_length == 64
     # ordinary words are in the vocabulary, unknown ones map to <unk>, EOS is appended
     ids = a.tokenizer("A ball falls onto the floor").input_ids
     assert len(ids) == 7 and ids[-1] == a.tokenizer.eos_token_id
@@ -66,14 +66,14 @@ def test_tiny_model_dir_builds_once_and_atomically(tmp_path, monkeypatch):
         t.start()
     for t in threads:
         t.join()
-    final = tmp_path / "tiny" / "vlm-v1"
+    final = tmp_path / "tiny" / f"vlm-{tiny.VERSION}"
     assert results == [final, final]
     assert (final / ".complete").is_file() and (final / "config.json").is_file()
-    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["vlm-v1"]  # no temp leftovers
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == [final.name]  # no temp leftovers
     n = len(calls)
     assert tiny.tiny_model_dir("vlm") == final and len(calls) == n  # cached: no rebuild
-    with pytest.raises(ValueError, match="wan"):
-        tiny.tiny_model_dir("wan")
+    with pytest.raises(ValueError, match="sora"):
+        tiny.tiny_model_dir("sora")
 
 
 def test_generate_writes_real_mp4(gen, tmp_path):
@@ -101,12 +101,12 @@ def test_seed_and_prompt_decide_the_video(gen, tmp_path):
 
 
 def test_count_tokens_and_truncation(gen, tmp_path):
-    assert gen.max_prompt_tokens == 16 == gen.model_limit  # from transformer.config.max_text_seq_length
+    assert gen.max_prompt_tokens == 64 == gen.model_limit  # from transformer.config.max_text_seq_length
     assert gen.count_tokens("a ball falls") == 4  # three words + EOS
-    long = "a red ball falls onto the wooden floor and bounces " * 3
-    assert gen.count_tokens(long) == 31
+    long = "a red ball falls onto the wooden floor and bounces " * 7
+    assert gen.count_tokens(long) == 71
     out = gen.generate(long, seed=0, out_path=tmp_path / "long.mp4")
-    assert out.truncated is True and out.prompt_tokens == 31
+    assert out.truncated is True and out.prompt_tokens == 71
     assert probe(out.path).num_frames == 9
 
 
@@ -131,7 +131,7 @@ def test_paper_settings_from_config(gen):
     ({"height": 24}, r"generator.height 24 must be a multiple of 16"),
     ({"width": 20}, r"generator.width 20 must be a multiple of 16"),
     ({"num_frames": 13}, r"generator.num_frames 13 must be 8k\+1"),
-    ({"max_prompt_tokens": 300}, r"max_prompt_tokens 300 is over the model's limit of 16"),
+    ({"max_prompt_tokens": 300}, r"max_prompt_tokens 300 is over the model's limit of 64"),
 ])
 def test_bad_settings_name_the_value(gen, kw, match):
     from phyt2v.generators.cogvideox import CogVideoXGenerator

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             sh, state = distributed_shard()
         else:
             sh = None
-        if cfg.generator.model == "tiny" and (state is None or state.is_main_process):
+        if cfg.generator.model.startswith("tiny") and (state is None or state.is_main_process):
             err.print("[yellow]smoke preset: tiny random-weight models, the scores are meaningless.[/yellow]")
         label = f"[{sh}] " if sh is not None and sh.count > 1 else ""
         with BatchProgress(err, cfg, label=label) as prog:

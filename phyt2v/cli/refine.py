@@ -31,7 +31,7 @@ def refine(
 
     cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
     ensure_dir(cfg.out)
-    if cfg.generator.model == "tiny":
+    if cfg.generator.model.startswith("tiny"):
         err.print("[yellow]smoke preset: tiny random-weight models, the videos are noise and the scores "
                   "are meaningless; this only checks the install.[/yellow]")
     with RefineProgress(err, cfg) as prog:

@@ -1,0 +1,271 @@
+"""Any diffusers text-to-video pipeline (``generator.backend: diffusers``), loaded once.
+
+What every family shares lives here: resolving the model, the family check before weights load
+(model_index.json), loading through ``DiffusionPipeline.from_pretrained``, dtype, LoRA hook, scheduler,
+speed knobs, placement, the token budget, the call, the mp4 and its :class:`GeneratedVideo`.
+What a family changes lives in ``families/<family>.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import registry
+from ..config import GeneratorConfig, check_options
+from ..devices import resolve_device, resolve_dtype
+from ..devices import resolve_model as _resolve
+from ..errors import BackendError, ConfigError, InputError, first_line
+from ..roles import GeneratedVideo, StepCallback
+from . import knobs
+from .families import FAMILY_OPTIONS_KEYS, Family, Settings, for_class, signature_defaults
+from .model_index import read_index
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+log = logging.getLogger(__name__)
+
+TINY = {"tiny-wan": "wan", "tiny-ltx": "ltx", "tiny-hunyuan": "hunyuan", "tiny-cogvideox": "cogvideox"}
+CALL_TIME = ("num_frames", "steps", "guidance", "guidance_2", "true_cfg", "fps", "height", "width", "dynamic_cfg",
+             "decode_timestep", "decode_noise_scale", "max_prompt_tokens")
+OPTIONS = ("negative_prompt", "vram_margin_gb")
+
+
+def _dtype_kw() -> str:
+    """Newer diffusers take ``dtype`` (``torch_dtype`` is deprecated there); older ones ``torch_dtype``."""
+    from diffusers.pipelines import pipeline_utils
+
+    return "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
+
+
+def resolve_model(model: str, default_tiny: str = "cogvideox") -> str:
+    """'tiny' / 'tiny-<family>' -> a tiny pipeline folder; an existing folder -> its path; else a hub id."""
+    kind = TINY.get(model, default_tiny if model == "tiny" else None)
+    if kind is not None:
+        model = "tiny"
+    return _resolve(model, tiny_kind=kind or default_tiny, what="generator model",
+                    example="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", marker="model_index.json")
+
+
+def check_family_options(cfg: GeneratorConfig, family: Family) -> None:
+    for key in FAMILY_OPTIONS_KEYS:
+        if getattr(cfg, key) is not None and key not in family.options:
+            takes = ", ".join(sorted(family.options)) or "none of them"
+            raise ConfigError(f"generator.{key} does not apply to {family.name} pipelines (this family takes "
+                              f"{takes}); remove generator.{key}")
+
+
+def check_shape(cfg: GeneratorConfig, family: Family, rules: tuple[int, int], defaults: dict[str, Any],
+                model: str) -> None:
+    """Frames t*k+1 and sides multiples of s, named with the nearest valid values."""
+    temporal, spatial = rules
+    for key in ("height", "width"):
+        val = getattr(cfg, key) or defaults.get(key)
+        if val and val % spatial:
+            lo = max(spatial, val // spatial * spatial)
+            raise ConfigError(f"generator.{key} {val} must be a multiple of {spatial} for {model} ({family.name}: "
+                              f"VAE x patch size), e.g. {lo} or {lo + spatial}.")
+    n = cfg.num_frames or defaults.get("num_frames")
+    if n and (n - 1) % temporal:
+        lo = max(1, (n - 1) // temporal * temporal + 1)
+        raise ConfigError(f"generator.num_frames {n} must be {temporal}k+1 for {model} ({family.name}), "
+                          f"e.g. {lo} or {lo + temporal}.")
+
+
+class DiffusersGenerator:
+    """``generate(prompt, seed=, out_path=)`` -> an mp4 and its :class:`GeneratedVideo`."""
+
+    backend = "diffusers"
+    default_tiny = "cogvideox"
+
+    def __init__(self, model: str = "THUDM/CogVideoX-5b", *, pipeline: Any = None,
+                 negative_prompt: str | None = None, vram_margin_gb: float = 6.0, **settings: Any):
+        try:
+            cfg = GeneratorConfig(backend=self.backend, model=model, **settings)
+        except Exception as e:  # pydantic names the key
+            raise ConfigError(f"generator settings: {first_line(e)}") from None
+        self.cfg, self.model_id, self.negative_prompt = cfg, model, negative_prompt
+        self.device = resolve_device(cfg.device, "generator.device")
+        if cfg.offload in ("model", "sequential", "group") and not self.device.startswith("cuda"):
+            raise BackendError(f"generator.offload '{cfg.offload}' needs a CUDA GPU (device is {self.device}); "
+                               "set generator.offload=none or auto.")
+        self.torch_dtype = resolve_dtype(cfg.dtype, self.device, "generator.dtype")
+        if pipeline is None:
+            path = resolve_model(model, self.default_tiny)
+            self._precheck(path)
+            pipeline = self._load(path)
+            registry.record_load("generator")
+        self.pipe = pipeline
+        self.family = for_class(type(pipeline).__name__)
+        self.sig = signature_defaults(type(pipeline))
+        if self.family.classes == () and not {"prompt", "num_frames"} <= set(self.sig):
+            raise ConfigError(f"{type(pipeline).__name__} is not a text-to-video pipeline (its __call__ takes no "
+                              "prompt/num_frames); pass a text-to-video model")
+        if not self.family.classes:
+            log.warning("%s is not a known video family: running on its own defaults, no frame/size rules",
+                        type(pipeline).__name__)
+        self.rules = self.family.rules(getattr(getattr(pipeline, "vae", None), "config", None),
+                                       getattr(getattr(pipeline, "transformer", None), "config", None))
+        self.defaults = self.family.defaults(self.sig, getattr(getattr(pipeline, "transformer", None), "config", None))
+        check_family_options(cfg, self.family)
+        self.loras = self._apply_loras(cfg.lora) if cfg.lora else []
+        self.knobs: dict[str, Any] = dict(self.family.prepare(self.pipe, cfg))
+        self.knobs["cache"] = knobs.apply_cache(self.pipe, cfg.cache, self.family.name,
+                                                cfg.steps or self.defaults.get("steps"))
+        self.knobs["attention_backend"] = knobs.apply_attention_backend(self.pipe, cfg.attention_backend,
+                                                                        self.family.name, self.family.attention_dispatch)
+        self.knobs["vae"] = knobs.apply_vae(self.pipe, cfg.vae_tiling, cfg.vae_slicing)
+        self.offload = self.knobs["offload"] = knobs.place(self.pipe, cfg.offload, self.device, vram_margin_gb)
+        self.knobs["compile"] = knobs.apply_compile(self.pipe, cfg.compile, self.family.name)
+        self.encoders = self.family.encoders(self.pipe, self.sig)
+        self._configure(cfg, negative_prompt)
+
+    # ------------------------------------------------------------------ config
+    @classmethod
+    def from_config(cls, config: "Config") -> "DiffusersGenerator":
+        g = config.generator
+        opts = check_options("generator", cls.backend, g.options, OPTIONS)
+        fields = g.model_dump(exclude={"backend", "model", "options"})
+        return cls(g.model, **fields, **opts)
+
+    @classmethod
+    def load_settings(cls, config: "Config") -> dict[str, Any]:
+        """The settings that decide the loaded weights; the others are passed per call (no reload)."""
+        data = config.generator.model_dump(mode="json", exclude=set(CALL_TIME))
+        data["options"] = {k: v for k, v in data["options"].items() if k != "negative_prompt"}
+        return data
+
+    def reconfigure(self, config: "Config") -> "DiffusersGenerator":
+        """A generator on the same loaded pipeline with other call-time settings."""
+        g = config.generator
+        opts = check_options("generator", self.backend, g.options, OPTIONS)
+        other = copy.copy(self)
+        other._configure(g, opts.get("negative_prompt"))
+        return other
+
+    def _configure(self, cfg: GeneratorConfig, negative_prompt: str | None) -> None:
+        check_family_options(cfg, self.family)
+        d = self.defaults
+        self.settings = Settings(num_frames=cfg.num_frames or d["num_frames"], steps=cfg.steps or d["steps"],
+                                 guidance=cfg.guidance if cfg.guidance is not None else d["guidance"],
+                                 fps=cfg.fps or d["fps"] or 16, height=cfg.height or d["height"],
+                                 width=cfg.width or d["width"], negative_prompt=negative_prompt,
+                                 guidance_2=cfg.guidance_2, true_cfg=cfg.true_cfg, dynamic_cfg=cfg.dynamic_cfg,
+                                 decode_timestep=cfg.decode_timestep, decode_noise_scale=cfg.decode_noise_scale)
+        s = self.settings
+        self.num_frames, self.steps, self.guidance, self.fps = s.num_frames, s.steps, s.guidance, s.fps
+        self.height, self.width, self.negative_prompt = s.height, s.width, negative_prompt
+        self.dynamic_cfg = True if cfg.dynamic_cfg is None else cfg.dynamic_cfg
+        if self.family.classes:
+            check_shape(cfg, self.family, self.rules, d, self.model_id)
+        self.model_limit = min((e.limit for e in self.encoders), default=None)
+        if cfg.max_prompt_tokens is not None and self.model_limit and cfg.max_prompt_tokens > self.model_limit:
+            raise ConfigError(f"generator.max_prompt_tokens {cfg.max_prompt_tokens} is over the model's limit of "
+                              f"{self.model_limit} tokens; use a value <= {self.model_limit}.")
+        self.max_prompt_tokens = cfg.max_prompt_tokens or self.model_limit or 0
+        self.family.call_kwargs(self.pipe, s, self.sig)  # a family-specific setting it cannot pass fails now
+
+    # ------------------------------------------------------------------ loading
+    def _precheck(self, path: str) -> None:
+        """Refuse options and shapes the family cannot take before any weight loads (model_index.json)."""
+        index = read_index(path)
+        if index is None or not index.class_name:
+            return
+        family = for_class(index.class_name)
+        if not family.classes:
+            return
+        check_family_options(self.cfg, family)
+        import diffusers
+
+        cls = getattr(diffusers, index.class_name, None)
+        defaults = family.defaults(signature_defaults(cls), index.transformer) if cls is not None else {}
+        check_shape(self.cfg, family, family.rules(index.vae, index.transformer), defaults, self.model_id)
+
+    def _load(self, path: str) -> Any:
+        from diffusers import DiffusionPipeline
+
+        try:
+            return DiffusionPipeline.from_pretrained(path, **{_dtype_kw(): self.torch_dtype})
+        except (OSError, ValueError) as e:
+            raise BackendError(f"cannot load diffusers pipeline '{path}': {first_line(e)}. Check the id/path, or "
+                               "download it first (`huggingface-cli download <id>`).") from e
+
+    def _apply_loras(self, specs: list[Any]) -> list[Any]:
+        try:
+            from .lora import apply_loras
+        except ImportError:
+            raise ConfigError("generator.lora needs phyt2v.generators.lora") from None
+        return apply_loras(self.pipe, specs)
+
+    def weight_bytes(self) -> int:
+        return knobs.weight_bytes(self.pipe)
+
+    # ------------------------------------------------------------------ calls
+    def count_tokens(self, prompt: str) -> int:
+        """Tokens of the binding text encoder (the one with the smallest limit), as the pipeline encodes."""
+        if not self.encoders:
+            return len(prompt.split())
+        enc = min(self.encoders, key=lambda e: e.limit)
+        return enc.count(prompt)
+
+    def tokens_per_word(self) -> float:
+        """Tokens per English word of the binding encoder, measured on a reference sentence (fixed
+        template/special tokens cancel out), for the LLM's word budget."""
+        ref = "A heavy glass bottle slides off the wooden table, falls, and shatters on the stone floor."
+        return min(3.0, max(1.0, (self.count_tokens(ref) - self.count_tokens("")) / len(ref.split())))
+
+    def token_counts(self, prompt: str) -> dict[str, int]:
+        return {e.name: e.count(prompt) for e in self.encoders}
+
+    def describe(self) -> dict[str, Any]:
+        """What this generator is and which knobs are on: stored in the run record."""
+        return {"family": self.family.name, "pipeline": type(self.pipe).__name__, "token_budget": self.model_limit,
+                "encoders": {e.name: e.limit for e in self.encoders}, "steps": self.steps,
+                "guidance": self.guidance, "knobs": self._active_knobs()}
+
+    def _active_knobs(self) -> dict[str, Any]:
+        active = {k: v for k, v in self.knobs.items() if v not in (None, False)}
+        if self.loras:
+            active["loras"] = [str(x) for x in self.loras]
+        return active
+
+    def generate(self, prompt: str, *, seed: int, out_path: Path,
+                 on_step: StepCallback | None = None) -> GeneratedVideo:
+        import torch
+
+        from ..video_io import write_video
+
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError("generator: empty prompt; pass the text to turn into a video")
+        counts = self.token_counts(prompt)
+        tokens = self.count_tokens(prompt)
+        truncated = any(counts[e.name] > e.limit for e in self.encoders)
+        if tokens > self.max_prompt_tokens:
+            log.info("prompt has %d tokens, over the budget of %d%s", tokens, self.max_prompt_tokens,
+                     ": the text encoder cuts the rest" if truncated else "")
+        kw = self.family.call_kwargs(self.pipe, self.settings, self.sig)
+        total = self.steps
+        if self.family.step_callback and "callback_on_step_end" in self.sig:
+            def _cb(pipe: Any, i: int, t: Any, cb_kw: dict) -> dict:
+                if on_step is not None:
+                    on_step(i + 1, total)
+                return cb_kw
+            kw["callback_on_step_end"] = _cb
+        elif on_step is not None:
+            on_step(0, 0)  # no step callback: an indeterminate 'generating' state
+        for tr in knobs.transformers_of(self.pipe):
+            if getattr(tr, "is_cache_enabled", False):
+                tr._reset_stateful_cache()
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        self.pipe.set_progress_bar_config(disable=on_step is not None)  # the caller shows progress
+        out = self.pipe(prompt=prompt, generator=generator, output_type="np", **kw)
+        frames = out.frames[0]
+        path = write_video(list(frames), Path(out_path), fps=self.fps)
+        h, w = frames[0].shape[:2]
+        return GeneratedVideo(path=path, num_frames=len(frames), fps=self.fps, width=w, height=h,
+                              seed=int(seed), prompt_tokens=tokens, truncated=truncated,
+                              family=self.family.name, steps=self.steps, guidance=self.guidance,
+                              token_counts=counts, knobs=self._active_knobs())

@@ -1,0 +1,31 @@
+"""Diffusers video families, one small file each. Adding one: a Family subclass in its own file that
+names its pipeline classes and what it changes, listed in FAMILIES."""
+
+from __future__ import annotations
+
+from .base import FAMILY_OPTIONS as FAMILY_OPTIONS_KEYS
+from .base import Encoder, Family, Settings, signature_defaults
+from .cogvideox import CogVideoX
+from .hunyuan import Hunyuan
+from .hunyuan15 import Hunyuan15
+from .ltx import LTX
+from .mochi import Mochi
+from .wan import Wan
+
+FAMILIES: tuple[Family, ...] = (CogVideoX(), Wan(), LTX(), Hunyuan(), Hunyuan15(), Mochi())
+GENERIC = Family()
+
+
+def for_class(class_name: str | None) -> Family:
+    """The family serving a pipeline class, or the generic family (its own defaults, no rules known)."""
+    for fam in FAMILIES:
+        if class_name in fam.classes:
+            return fam
+    return GENERIC
+
+
+def by_name(name: str) -> Family | None:
+    return next((f for f in FAMILIES if f.name == name), None)
+
+
+__all__ = ["FAMILIES", "FAMILY_OPTIONS_KEYS", "GENERIC", "Encoder", "Family", "Settings", "by_name", "for_class", "signature_defaults"]

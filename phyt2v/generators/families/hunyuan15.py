@@ -1,0 +1,31 @@
+"""HunyuanVideo 1.5 (HunyuanVideo15Pipeline): Qwen2.5-VL (1000 tokens after its template crop) + ByT5 for
+quoted text; VAE x16 spatial, x4 temporal (4k+1 frames); 24 fps. Guidance lives on ``pipe.guider``
+(generator.guidance sets its ``guidance_scale``). Its ``__call__`` takes no step callback in diffusers 0.42:
+progress shows an indeterminate 'generating' state. The token count is the Qwen tokenizer's on the bare
+prompt (the chat template's own tokens are cropped by the pipeline)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Family, Settings
+
+
+class Hunyuan15(Family):
+    name = "hunyuanvideo-1.5"
+    classes = ("HunyuanVideo15Pipeline",)
+    fps = 24
+    step_callback = False
+
+    def defaults(self, sig: dict[str, Any], transformer: Any = None) -> dict[str, Any]:
+        d = super().defaults(sig, transformer)
+        d["guidance"] = None  # on the guider, not in the call
+        return d
+
+    def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:
+        return 1000  # the pipeline's tokenizer_max_length (set in __init__, not in the signature)
+
+    def call_kwargs(self, pipe: Any, s: Settings, sig: dict[str, Any]) -> dict[str, Any]:
+        if s.guidance is not None and hasattr(getattr(pipe, "guider", None), "guidance_scale"):
+            pipe.guider.guidance_scale = s.guidance
+        return super().call_kwargs(pipe, s, sig)
