@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
-pytest.importorskip("peft", reason="diffusers loads LoRA through peft (a phyt2v dependency); pip install peft")
-torch = pytest.importorskip("torch")
-from safetensors.torch import save_file  # noqa: E402
+import torch
+from safetensors.torch import save_file
 
-from phyt2v.errors import BackendError, ConfigError  # noqa: E402
-from phyt2v.generators.lora import LoraSpec, apply_loras  # noqa: E402
+from phyt2v.config import load_config, preset_names
+from phyt2v.errors import BackendError, ConfigError
+from phyt2v.generators.lora import LoraSpec, apply_loras
 
 # Original Wan (DiffSynth) module name -> diffusers WanTransformer3DModel module name, written out here
 # independently of the code under test.
@@ -27,6 +27,7 @@ LAYERS, RANK = 2, 4
 
 @pytest.fixture
 def pipe():
+    pytest.importorskip("peft", reason="diffusers loads LoRA through peft (a phyt2v dependency); pip install peft")
     from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
     torch.manual_seed(0)
@@ -193,3 +194,19 @@ def test_weight_name_picks_the_file_in_a_folder(pipe, tmp_path):
         write_diffsynth(tmp_path / name, lora_pairs(pipe.transformer))
     [rec] = apply_loras(pipe, [{"path": str(tmp_path), "weight_name": "epoch-1.safetensors"}])
     assert rec["file"] == str(tmp_path / "epoch-1.safetensors") and rec["weight_name"] == "epoch-1.safetensors"
+
+
+@pytest.mark.parametrize("name, subfolder, weight_name", [
+    ("wan2.1-1.3b-phygdpo", "Wan2.1-T2V-1.3B_PhyGDPO", "epoch-0.safetensors"),
+    ("wan2.1-14b-phygdpo", "Wan2.1-T2V-14B_PhyGDPO", "step-0001000.safetensors"),
+])
+def test_phygdpo_presets_are_the_published_setting(name, subfolder, weight_name):
+    if "wan2.1-1.3b" not in preset_names():
+        pytest.skip("the PhyGDPO presets extend the wan2.1 base presets (generator families branch)")
+    g = load_config(name).generator
+    [spec] = [LoraSpec.model_validate(x) for x in g.lora]
+    assert (spec.path, spec.subfolder, spec.weight_name, spec.scale) == ("CaiYuanhao/PhyGDPO", subfolder, weight_name, 1.0)
+    assert g.model == f"Wan-AI/{subfolder.removesuffix('_PhyGDPO')}-Diffusers"
+    # Open-PhyGDPO validate_lora scripts on DiffSynth's WanVideoPipeline defaults
+    assert (g.height, g.width, g.num_frames, g.steps, g.guidance, g.flow_shift) == (480, 832, 81, 50, 5.0, 5.0)
+    assert g.options["negative_prompt"].startswith("Bright tones, overexposed, static")
