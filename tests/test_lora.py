@@ -25,17 +25,22 @@ WAN_TO_DIFFUSERS = {
 LAYERS, RANK = 2, 4
 
 
-@pytest.fixture
-def pipe():
+def tiny_wan_pipe(two_experts: bool = False):
     pytest.importorskip("peft", reason="diffusers loads LoRA through peft (a phyt2v dependency); pip install peft")
     from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
     torch.manual_seed(0)
-    transformer = WanTransformer3DModel(
+    make = lambda: WanTransformer3DModel(  # noqa: E731
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,
         text_dim=16, freq_dim=32, ffn_dim=32, num_layers=LAYERS, rope_max_seq_len=32).eval()
-    return WanPipeline(tokenizer=None, text_encoder=None, vae=None, transformer=transformer,
-                       scheduler=FlowMatchEulerDiscreteScheduler())
+    return WanPipeline(tokenizer=None, text_encoder=None, vae=None, transformer=make(),
+                       transformer_2=make() if two_experts else None, scheduler=FlowMatchEulerDiscreteScheduler(),
+                       boundary_ratio=0.875 if two_experts else None)
+
+
+@pytest.fixture
+def pipe():
+    return tiny_wan_pipe()
 
 
 def forward(transformer):
@@ -163,6 +168,25 @@ def test_two_adapters_each_with_its_scale(pipe, tmp_path):
     recs = apply_loras(pipe, [{"path": str(f1), "scale": 0.7}, {"path": str(f2), "scale": -0.4}])
     assert [r["adapter_name"] for r in recs] == ["lora0", "lora1"]
     torch.testing.assert_close(forward(pipe.transformer), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_transformer_2_loads_into_the_second_expert_only(tmp_path):
+    pipe = tiny_wan_pipe(two_experts=True)
+    base1, base2 = forward(pipe.transformer), forward(pipe.transformer_2)
+    pairs = lora_pairs(pipe.transformer_2)
+    expected2 = forward(merged(pipe.transformer_2, pairs, 1.0))
+    file = write_diffsynth(tmp_path / "low.safetensors", pairs)
+    [rec] = apply_loras(pipe, [{"path": str(file), "transformer_2": True}])
+    assert rec["component"] == "transformer_2" and rec["modules_matched"] == len(pairs)
+    torch.testing.assert_close(forward(pipe.transformer), base1)
+    torch.testing.assert_close(forward(pipe.transformer_2), expected2, atol=1e-5, rtol=1e-4)
+    assert (forward(pipe.transformer_2) - base2).abs().max() > 1e-2
+
+
+def test_transformer_2_on_a_single_transformer_pipeline_is_refused(pipe, tmp_path):
+    file = write_diffsynth(tmp_path / "low.safetensors", lora_pairs(pipe.transformer))
+    with pytest.raises(ConfigError, match="no second transformer"):
+        apply_loras(pipe, [{"path": str(file), "transformer_2": True}])
 
 
 def test_bad_specs_are_config_errors(pipe, tmp_path):

@@ -50,6 +50,8 @@ class LoraSpec(BaseModel):
     subfolder: str | None = Field(None, description="folder inside the repo/folder")
     scale: float = Field(1.0, description="adapter weight; 0 turns it off")
     adapter_name: str | None = Field(None, description="default: lora0, lora1, ... in list order")
+    transformer_2: bool = Field(False, description="load into the second transformer (Wan 2.2 A14B's low-noise "
+                                                   "expert) instead of the first")
 
 
 def _specs(specs: list[LoraSpec | dict[str, Any]]) -> list[LoraSpec]:
@@ -205,14 +207,20 @@ def load_one(pipe: Any, spec: LoraSpec, adapter_name: str) -> dict[str, Any]:
         raise ConfigError(f"LoRA {file} holds no tensors")
     state_dict, layout = to_diffusers_layout(raw, pipe, file)
     pairs = count_pairs(raw)
+    kwargs = {}
+    if spec.transformer_2:
+        if getattr(pipe, "transformer_2", None) is None or "transformer_2" not in getattr(pipe, "_lora_loadable_modules", []):
+            raise ConfigError(f"generator.lora {spec.path}: transformer_2 is set but {type(pipe).__name__} has no second "
+                              "transformer with a LoRA loader (Wan 2.2 A14B has one); drop transformer_2")
+        kwargs["load_into_transformer_2"] = True
     try:
-        pipe.load_lora_weights(state_dict, adapter_name=adapter_name)
+        pipe.load_lora_weights(state_dict, adapter_name=adapter_name, **kwargs)
     except (ValueError, KeyError, IndexError, RuntimeError) as e:
         said = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise _no_match(file, keys, layout, pipe, f"; diffusers: {said}") from e
     matched = count_matched(pipe, adapter_name)
     if matched == 0:
-        if adapter_name in getattr(pipe, "get_list_adapters", lambda: {})().get("transformer", []):
+        if any(adapter_name in names for names in pipe.get_list_adapters().values()):
             pipe.delete_adapters(adapter_name)
         raise _no_match(file, keys, layout, pipe)
     if matched < pairs:
@@ -220,6 +228,7 @@ def load_one(pipe: Any, spec: LoraSpec, adapter_name: str) -> dict[str, Any]:
                     file, matched, pairs, pairs - matched, layout)
     return {"adapter_name": adapter_name, "path": spec.path, "weight_name": spec.weight_name,
             "subfolder": spec.subfolder, "file": str(file), "scale": spec.scale, "keys": len(keys),
+            "component": "transformer_2" if spec.transformer_2 else "transformer",
             "pairs": pairs, "modules_matched": matched, "layout": layout}
 
 
