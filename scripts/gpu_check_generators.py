@@ -77,19 +77,19 @@ def build(spec, tiny: bool, device: str, dtype: torch.dtype) -> torch.nn.Module:
 
 
 def make_inputs(spec, model, tiny: bool, device: str, dtype: torch.dtype) -> dict:
-    g = torch.Generator(device).manual_seed(0)
+    torch.manual_seed(0)
     c, f, h, w = spec.tiny_latents if tiny else spec.latents
     n, d = spec.tiny_text if tiny else spec.text
     if spec.cls.startswith("Wan"):
-        return {"x": torch.randn(1, c, f, h, w, generator=g, device=device, dtype=dtype),
-                "cond": torch.randn(1, n, d, generator=g, device=device, dtype=dtype),
-                "uncond": torch.randn(1, n, d, generator=g, device=device, dtype=dtype)}
+        return {"x": torch.randn(1, c, f, h, w, device=device, dtype=dtype),
+                "cond": torch.randn(1, n, d, device=device, dtype=dtype),
+                "uncond": torch.randn(1, n, d, device=device, dtype=dtype)}
     from diffusers import CogVideoXPipeline
 
     fake_pipe = SimpleNamespace(vae_scale_factor_spatial=8, transformer=model)   # the pipeline's own RoPE helper
     rope = CogVideoXPipeline._prepare_rotary_positional_embeddings(fake_pipe, h * 8, w * 8, f, torch.device(device))
-    return {"x": torch.randn(2, f, c, h, w, generator=g, device=device, dtype=dtype),
-            "text": torch.randn(2, n, d, generator=g, device=device, dtype=dtype), "rope": rope}
+    return {"x": torch.randn(2, f, c, h, w, device=device, dtype=dtype),
+            "text": torch.randn(2, n, d, device=device, dtype=dtype), "rope": rope}
 
 
 def denoise_step(model, spec, inputs: dict, t: float, dt_: float) -> None:
@@ -240,6 +240,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="untimed steps of compiled runs (compile, and the cache hooks' recompiles, happen here)")
     p.add_argument("--budget-s", type=float, default=400.0, help="global time budget; later measurements are skipped")
     p.add_argument("--cache-threshold", type=float, default=0.05, help="FirstBlockCacheConfig threshold")
+    p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
+                   help="default bfloat16 on CUDA, float32 on CPU")
     p.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor; eager with --tiny)")
     args = p.parse_args(argv)
     unknown = [m for m in args.models.split(",") if m not in MODELS]
@@ -257,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device: running the tiny CPU configs (--tiny)", file=sys.stderr)
     args.tiny = not cuda
     args.compile_backend = args.compile_backend or ("inductor" if cuda else "eager")
-    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    device = "cuda" if cuda else "cpu"
+    dtype = getattr(torch, args.dtype or ("bfloat16" if cuda else "float32"))
     report = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "gpu": torch.cuda.get_device_name(0) if cuda else None, "device": device, "tiny": args.tiny,
               **versions(), "dtype": str(dtype).removeprefix("torch."),
