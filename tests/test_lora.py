@@ -66,10 +66,10 @@ def lora_pairs(transformer, layers=range(LAYERS)):
 
 def write_diffsynth(path, pairs, prefix="", adapter="dpo"):
     """The keys DiffSynth-Studio's trainer saves (peft adapter name kept, optional 'pipe.dit.' prefix)."""
-    sd = {}
+    sd, mid = {}, f".{adapter}" if adapter else ""
     for (i, wan), (a, b) in pairs.items():
-        sd[f"{prefix}blocks.{i}.{wan}.lora_A.{adapter}.weight"] = a.contiguous()
-        sd[f"{prefix}blocks.{i}.{wan}.lora_B.{adapter}.weight"] = b.contiguous()
+        sd[f"{prefix}blocks.{i}.{wan}.lora_A{mid}.weight"] = a.contiguous()
+        sd[f"{prefix}blocks.{i}.{wan}.lora_B{mid}.weight"] = b.contiguous()
     save_file(sd, str(path))
     return path
 
@@ -116,6 +116,20 @@ def test_pipe_dit_prefix_and_default_adapter_from_a_folder(pipe, tmp_path):
                     prefix="pipe.dit.", adapter="default")
     [rec] = apply_loras(pipe, [{"path": str(tmp_path), "subfolder": "Wan2.1-T2V-1.3B_PhyGDPO"}])
     assert rec["file"].endswith("step-0000500.safetensors") and rec["modules_matched"] == len(pairs)
+    torch.testing.assert_close(forward(pipe.transformer), expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("prefix, adapter, layout", [
+    ("dit.", None, "diffsynth"),                        # prefix, no adapter name
+    ("diffusion_model.", None, "wan-original"),         # ComfyUI / original Wan: diffusers converts it alone
+    ("diffusion_model.", "default", "wan-original"),    # the same with peft's adapter name left in
+])
+def test_wan_layout_variants(pipe, tmp_path, prefix, adapter, layout):
+    pairs = lora_pairs(pipe.transformer)
+    expected = forward(merged(pipe.transformer, pairs, 1.0))
+    file = write_diffsynth(tmp_path / "l.safetensors", pairs, prefix=prefix, adapter=adapter)
+    [rec] = apply_loras(pipe, [{"path": str(file)}])
+    assert rec["layout"] == layout and rec["modules_matched"] == len(pairs)
     torch.testing.assert_close(forward(pipe.transformer), expected, atol=1e-5, rtol=1e-4)
 
 

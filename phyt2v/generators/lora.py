@@ -147,13 +147,13 @@ def _is_wan(pipe: Any) -> bool:
 def to_diffusers_layout(state_dict: dict[str, Any], pipe: Any, file: Path | str = "") -> tuple[dict[str, Any], str]:
     """Keys in a layout ``pipe.load_lora_weights`` understands, and the name of the layout found."""
     keys = list(state_dict)
+    stripped = {_ADAPTER_SEGMENT.sub(r".\1.\2", k): v for k, v in state_dict.items()}   # peft's adapter name
     if any(k.startswith(_COMPONENTS) for k in keys):
-        return state_dict, "diffusers"
+        return stripped, "diffusers"
     if any(k.startswith("diffusion_model.") for k in keys):
-        return state_dict, "wan-original"
+        return stripped, "wan-original"
     if any(k.startswith("lora_unet_") for k in keys):
-        return state_dict, "musubi"
-    stripped = {_ADAPTER_SEGMENT.sub(r".\1.\2", k): v for k, v in state_dict.items()}
+        return stripped, "musubi"
     if any(_WAN_NAMES.search(k) for k in stripped):
         if not _is_wan(pipe):
             raise ConfigError(f"LoRA {file} uses the original Wan module names (e.g. {_sample(keys)}) but the "
