@@ -34,26 +34,26 @@ class VLMCaptioner:
     backend = "vlm"
 
     def __init__(self, model: str = DEFAULT_MODEL, *, num_frames: int = 8, max_new_tokens: int = 256,
-                 frame_size: int = 448, device: str = "auto", dtype: str = "auto"):
+                 frame_size: int = 448, device: str = "auto", dtype: str = "auto", quantization: str = "none"):
         from ..vlm import get_vlm
 
         self.model_id = model
         self.num_frames = num_frames
         self.max_new_tokens = max_new_tokens
         self.frame_size = frame_size
-        self.model, self.processor = get_vlm(model, device, dtype)
+        self.model, self.processor = get_vlm(model, device, dtype, quantization)
 
     @classmethod
     def from_config(cls, config: "Config") -> "VLMCaptioner":
         c = config.captioner
         check_options("captioner", "vlm", c.options)
         return cls(c.model, num_frames=c.num_frames, max_new_tokens=c.max_new_tokens,
-                   frame_size=c.frame_size, device=c.device, dtype=c.dtype)
+                   frame_size=c.frame_size, device=c.device, dtype=c.dtype, quantization=c.quantization)
 
     def caption(self, video: Path, *, objects: list[str] | None = None) -> str:
         import torch
 
-        from ..vlm import build_inputs, tokenizer_of, video_frames
+        from ..vlm import LOCK, build_inputs, tokenizer_of, video_frames
 
         if not isinstance(video, (str, Path)):
             raise InputError(f"caption() needs a video path, got {type(video).__name__}")
@@ -63,7 +63,7 @@ class VLMCaptioner:
         gen: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, do_sample=False)
         if tok.pad_token_id is not None:
             gen["pad_token_id"] = tok.pad_token_id
-        with torch.inference_mode():
+        with LOCK, torch.inference_mode():
             out = self.model.generate(**inputs, **gen)
         new = out[:, inputs["input_ids"].shape[1]:]
         text = tok.batch_decode(new, skip_special_tokens=True)[0] if new.numel() else ""
