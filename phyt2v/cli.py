@@ -203,19 +203,11 @@ def backends() -> None:
     out.print(t)
 
 
-@app.command()
-def doctor() -> None:
-    """What this machine can run: CUDA and free VRAM, packages, keys set (never values), caches, presets."""
-    from .doctor import report
-
-    out.print(report())
-
-
 def _register_commands() -> None:
     """The commands that live in their own modules (each has ``register(app)``; imports stay light)."""
     import importlib
 
-    for name in ("cli_score", "cli_batch", "cli_metrics", "cli_report"):
+    for name in ("cli_score", "cli_batch", "cli_metrics", "cli_report", "cli_doctor"):
         importlib.import_module(f".{name}", __package__).register(app)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import registry, steps
+from . import memplan, registry, steps
 from .config import Config, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
 from .record import CallLog, RunStore, slugify
@@ -124,6 +124,8 @@ class Refiner:
         self.on_event = on_event
         self.on_round = on_round
         self._stop_flag = False
+        self._plan: memplan.Plan | None = None
+        self._swapper: Any = None
 
     # ------------------------------------------------------------ plumbing
     def backend(self, role: str) -> Any:
@@ -131,7 +133,11 @@ class Refiner:
             self._current_step = f"load {role}"
             self._emit(Event("step_start", step=f"load {role}"))
             t0 = time.perf_counter()
-            self._backends[role] = registry.build(role, self.config)
+            if self._swapper is not None:
+                self._swapper.park_all()  # the GPU free for the role that loads now
+            cfg = memplan.build_config(self.config, self._plan) if self._plan else self.config
+            obj = registry.build(role, cfg)
+            self._backends[role] = self._swapper.wrap(role, obj) if self._swapper is not None else obj
             self._emit(Event("step_end", step=f"load {role}", data={"seconds": time.perf_counter() - t0}))
         return self._backends[role]
 
@@ -191,6 +197,11 @@ class Refiner:
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
         prompt = validate_prompt(prompt)
+        if self._plan is None:  # raises ConfigError, before any weights load, when a role cannot fit
+            self._plan = memplan.run_plan(self.config)
+            self._swapper = memplan.swapper_for(self._plan)
+            log.info(self._plan.summary())
+            log.info(self._plan.llm_line())
         store = RunStore(self.out / (run_id or self.run_id(prompt)))
         if fresh and store.dir.exists():
             backup = store.dir.with_name(f"{store.dir.name}.old-{int(time.time())}")
@@ -206,9 +217,12 @@ class Refiner:
         store.dir.mkdir(parents=True, exist_ok=True)
         store.save_config(self.config.effective())
         rec.status, rec.error = "running", None
+        rec.memory_plan = self._plan.as_dict()
+        rec.scorer_quantized = self._plan.quantized_scorer
         store.save(rec)
         self._emit(Event("run_start", data={"run_dir": str(store.dir), "resumed": resumed,
-                                            "rounds_done": len(rec.rounds)}))
+                                            "rounds_done": len(rec.rounds), "memory_plan": self._plan.summary(),
+                                            "llm": dict(self._plan.llm), "llm_line": self._plan.llm_line()}))
         t_run = time.perf_counter()
         with self._sigint_guard():
             try:

@@ -80,6 +80,10 @@ class Plan:
                 "generator_offload": self.generator_offload, "llm_choice": self.llm,
                 "quantized_scorer": self.quantized_scorer}
 
+    def llm_line(self) -> str:
+        c = self.llm
+        return f"LLM: {c['backend']}" + (f" {c['model']}" if c.get("model") else "") + f" ({c['reason']})"
+
     def summary(self) -> str:
         gib = lambda b: f"{b / GiB:.1f} GiB"  # noqa: E731
         parts = [f"{r} {gib(e.bytes)}" + (f" (shared with {e.shared_with})" if e.shared_with else "")
@@ -255,3 +259,40 @@ def plan_offload_for_generator(config: "Config", free_bytes: int | None) -> str:
     if free_bytes is None:
         return "none"
     return make_plan(config, free_bytes).generator_offload
+
+
+# ---------------------------------------------------------------- a run's plan
+
+def free_for_run() -> int | None:
+    """Free VRAM on the current CUDA device plus what this process already holds in torch's cache
+    (models loaded by an earlier run in the same process are ours to move), or None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    free, _ = torch.cuda.mem_get_info()
+    return int(free + torch.cuda.memory_reserved())
+
+
+def run_plan(config: "Config", free_bytes: int | None = None) -> Plan:
+    """The plan at the start of a run; raises ConfigError, before any weights load, when a role cannot fit."""
+    return make_plan(config, free_for_run() if free_bytes is None else free_bytes)
+
+
+def build_config(config: "Config", plan: Plan) -> "Config":
+    """The config the generator is built with: ``offload=auto`` replaced by the plan's choice."""
+    if config.generator.offload != "auto" or plan.placement == "cpu":
+        return config
+    gen = config.generator.model_copy(update={"offload": plan.generator_offload})
+    return config.model_copy(update={"generator": gen})
+
+
+def swapper_for(plan: Plan, device: str | None = None) -> Any:
+    """A :class:`swap.Swapper` for the ``swap`` and ``offload`` placements, else None."""
+    if plan.placement not in ("swap", "offload"):
+        return None
+    from .devices import resolve_device
+    from .swap import Swapper
+
+    skip = ("generator",) if plan.generator_offload != "none" else ()
+    return Swapper(device or resolve_device("auto", "device"), skip=skip)

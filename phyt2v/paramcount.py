@@ -75,8 +75,37 @@ def count_parameters(module: Any) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def diffusers_model_params(class_name: str, config: dict[str, Any]) -> int:
+def _memo(kind: str, class_name: str | None, config: dict[str, Any], build) -> int:
+    """``build()``'s count, remembered on disk by (kind, class, config) so a second plan of the same
+    model skips the heavy imports (``$PHYT2V_CACHE/paramcounts.json``)."""
+    import hashlib
+    import os
+
+    key = hashlib.sha256(json.dumps([kind, class_name, config], sort_keys=True, default=str).encode()).hexdigest()
+    root = Path(os.environ.get("PHYT2V_CACHE") or Path.home() / ".cache" / "phyt2v")
+    path = root / "paramcounts.json"
+    try:
+        memo = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return int(memo[key])
+    n = build()
+    memo[key] = n
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs time
+    return n
+
+
+def diffusers_model_params(class_name: str, config: dict[str, Any], *, memo: bool = True) -> int:
     """A diffusers model (e.g. ``WanTransformer3DModel``) built on meta from its ``config.json``."""
+    if memo:
+        return _memo("diffusers", class_name, config, lambda: diffusers_model_params(class_name, config, memo=False))
     import diffusers
     import torch
 
@@ -89,9 +118,12 @@ def diffusers_model_params(class_name: str, config: dict[str, Any]) -> int:
     return count_parameters(model)
 
 
-def transformers_model_params(config: dict[str, Any], class_name: str | None = None) -> int:
+def transformers_model_params(config: dict[str, Any], class_name: str | None = None, *, memo: bool = True) -> int:
     """A transformers model built on meta from its ``config.json`` (``class_name`` e.g.
     ``T5EncoderModel``; default: the first of the config's ``architectures``)."""
+    if memo:
+        return _memo("transformers", class_name, config,
+                     lambda: transformers_model_params(config, class_name, memo=False))
     import torch
     import transformers
 

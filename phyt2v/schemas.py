@@ -107,3 +107,5 @@ class RunRecord(BaseModel):
     error: StepError | None = None
     models: dict[str, str] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
+    memory_plan: dict[str, Any] | None = Field(None, description="memplan: bytes per role, placement, LLM choice")
+    scorer_quantized: bool = Field(False, description="the scorer ran quantized: not the published metric")

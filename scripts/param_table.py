@@ -11,7 +11,16 @@ from __future__ import annotations
 import json
 import sys
 
-from phyt2v.paramcount import diffusers_model_params as dm, mplug_owl_params, transformers_model_params as tm
+from phyt2v.paramcount import diffusers_model_params, mplug_owl_params, transformers_model_params
+
+
+def dm(class_name: str, config: dict) -> int:
+    return diffusers_model_params(class_name, config, memo=False)
+
+
+def tm(config: dict, class_name: str | None = None) -> int:
+    return transformers_model_params(config, class_name, memo=False)
+
 
 T5_XXL = dict(model_type="t5", d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24, vocab_size=32128,
               feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
