@@ -9,6 +9,7 @@ own offload (model/sequential hooks) is not moved: its hooks already keep it off
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from typing import Any, Callable
@@ -101,7 +102,7 @@ class _Swapped:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._backend, name)
-        if name.startswith("_") or not callable(attr) or isinstance(attr, type):
+        if name.startswith("_") or not inspect.ismethod(attr):  # modules and values pass through as they are
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
