@@ -57,8 +57,15 @@ class VLMCaptioner:
 
         if not isinstance(video, (str, Path)):
             raise InputError(f"caption() needs a video path, got {type(video).__name__}")
+        from ..vlm_video import sampled_fps, supports_video, video_inputs
+
         frames = video_frames(video, self.num_frames, self.frame_size)
-        inputs = build_inputs(self.model, self.processor, frames, caption_instruction(len(frames), objects))
+        question = caption_instruction(len(frames), objects)
+        inputs = None
+        if supports_video(self.processor):  # torchvision present: the frames as one video
+            inputs = video_inputs(self.model, self.processor, frames, question, sampled_fps(video, len(frames)))
+        if inputs is None:
+            inputs = build_inputs(self.model, self.processor, frames, question)
         tok = tokenizer_of(self.processor)
         gen: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, do_sample=False)
         if tok.pad_token_id is not None:
