@@ -125,13 +125,22 @@ def _model_params(model: str, kind: str) -> tuple[dict[str, int] | None, str]:
     return (table, "table") if table else (None, "unknown")
 
 
+# (height, width, frames) a family renders when the config leaves them to the pipeline (None).
+FAMILY_SIZES = {"wan2.2-ti2v": (704, 1280, 121), "wan": (480, 832, 81), "ltx": (512, 704, 161),
+                "hunyuan": (720, 1280, 129), "cogvideox1.5": (768, 1360, 81), "": (480, 720, 49)}
+
+
 def _gen_work(config: "Config", per_param: float) -> int:
     g = config.generator
-    key = next((k for k in GEN_SHAPES if g.model.lower().removesuffix("-diffusers").startswith(k)), None)
+    name = g.model.lower().removesuffix("-diffusers")
+    key = next((k for k in GEN_SHAPES if name.startswith(k)), None)
     hidden, px, frames_per = GEN_SHAPES[key] if key else (3072, 16, 4)
     if g.model == "tiny":
         return int(0.1 * GiB)
-    tokens = ((g.num_frames - 1) // frames_per + 1) * (g.height // px) * (g.width // px)
+    dh, dw, dn = next(v for k, v in FAMILY_SIZES.items() if k in name)
+    height, width = getattr(g, "height", None) or dh, getattr(g, "width", None) or dw
+    frames = getattr(g, "num_frames", None) or dn
+    tokens = ((frames - 1) // frames_per + 1) * (height // px) * (width // px)
     return GEN_FIXED + int(2 * tokens * hidden * GEN_LIVE_TENSORS * per_param)  # x2: CFG batch
 
 
@@ -139,7 +148,7 @@ def estimate_roles(config: "Config", llm_choice: tuple[str, str | None, str]) ->
     out: dict[str, RoleEstimate] = {}
     g = config.generator
     parts, src = _model_params(g.model, "pipeline")
-    per = _per_param(g.dtype)
+    per = _per_param(getattr(g, "dtype", None) or "auto")
     comps = {k: int(v * per) for k, v in (parts or {}).items()}
     out["generator"] = RoleEstimate("generator", g.model, sum(comps.values()), _gen_work(config, per), src, comps)
 
