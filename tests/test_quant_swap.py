@@ -21,6 +21,8 @@ from phyt2v.quant import check_quantization  # noqa: E402
 from phyt2v.schemas import RunRecord  # noqa: E402
 from phyt2v.swap import Swapper, modules_of  # noqa: E402
 
+VIDEO = next(iter(sorted((Path(__file__).resolve().parents[1].parent / "shared" / "videos").glob("*.mp4"))), None)
+
 
 def test_quantization_needs_cuda_and_its_package(monkeypatch):
     with pytest.raises(ConfigError, match=r"captioner.quantization=nf4 needs a CUDA GPU \(device is cpu\)"):
@@ -73,6 +75,21 @@ def test_swapper_parks_other_roles_and_keeps_the_shared_vlm():
     sw.activate("captioner")
     assert (shared, "cpu") not in moves  # shared with the llm: never parked between the two roles
     assert llm.backend == "vlm" and sw.swaps == 2
+
+
+def test_a_cached_role_registered_while_parked_is_moved_in_on_first_use():
+    """The llm loads the VLM; the captioner gets the same (now parked) copy from the cache: its first call
+    must move it to the device, not assume it is there."""
+    vlm.clear_cache()
+    config = load_config("smoke", llm={"backend": "vlm", "max_tokens": 16})
+    moves: list[tuple[int, str]] = []
+    sw = Swapper("gpu", park="cpu", move=lambda m, target: moves.append((id(m), target)))
+    sw.wrap("llm", registry.build("llm", config, cache=False))
+    sw.park_all()
+    cap = sw.wrap("captioner", registry.build("captioner", config, cache=False))
+    moves.clear()
+    cap.caption(VIDEO) if VIDEO else sw.activate("captioner")
+    assert (id(cap.model), "gpu") in moves
 
 
 def test_run_records_the_plan_and_refuses_before_loading(tmp_path, monkeypatch):
