@@ -16,6 +16,8 @@ from .errors import BackendNotFound, ConfigError
 from .resources import configs_dir
 
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+Quant = Literal["none", "int8", "nf4", "fp8"]
+_QUANT_HELP = "none | int8 | nf4 (bitsandbytes) | fp8 (torchao); CUDA only"
 
 
 # Fields marked ``json_schema_extra=RUNTIME`` say how a run executes, not what it computes: they are left
@@ -50,6 +52,7 @@ class LLMConfig(_Strict):
     n_ctx: int = Field(8192, ge=512, description="context length (embedded backend)", json_schema_extra=RUNTIME)
     device: str = Field("auto", json_schema_extra=RUNTIME)
     dtype: Dtype = "auto"
+    quantization: Quant = Field("none", description=_QUANT_HELP)
     options: dict[str, Any] = Field(default_factory=dict, description="backend-specific extras")
 
 
@@ -107,6 +110,7 @@ class CaptionerConfig(_Strict):
     frame_size: int = Field(448, ge=16, description="longest side of each sampled frame, pixels")
     dtype: Dtype = "auto"
     device: str = Field("auto", json_schema_extra=RUNTIME)
+    quantization: Quant = Field("none", description=_QUANT_HELP)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -119,6 +123,7 @@ class ScorerConfig(_Strict):
     frame_size: int = Field(448, ge=16)
     dtype: Dtype = "auto"
     device: str = Field("auto", json_schema_extra=RUNTIME)
+    quantization: Quant = Field("none", description=_QUANT_HELP + "; not the published metric when set")
     batch_size: int = Field(1, ge=1, json_schema_extra=RUNTIME)
     reference_truncation: bool = Field(False, description="videocon: cut at 257 tokens like the reference")
     options: dict[str, Any] = Field(default_factory=dict)

@@ -86,9 +86,12 @@ def report() -> Group:
     t.add_row("phyt2v cache", str(cache_dir()))
     t.add_row("ffmpeg on PATH", shutil.which("ffmpeg") or "no (the bundled one is used)")
 
-    p = Table("preset", "can run here", title="presets", title_justify="left")
+    from .llms.choice import choose_llm
+
+    p = Table("preset", "can run here", "LLM here", title="presets", title_justify="left")
     for name in preset_names():
         cfg = load_config(name)
+        backend, model, why = choose_llm(cfg, cuda=cuda, env=os.environ)
         needs_gpu = not cfg.generator.model.startswith("tiny")
         if needs_gpu and not cuda:
             verdict = "[yellow]no: needs a CUDA GPU[/yellow]"
@@ -97,5 +100,7 @@ def report() -> Group:
             verdict = "[yellow]no: embedded LLM missing[/yellow]"
         else:
             verdict = "yes"
-        p.add_row(name, verdict)
-    return Group(t, families_table(), p)
+        p.add_row(name, verdict, f"{backend}{' ' + model if model else ''}")
+    why = choose_llm(load_config(), cuda=cuda, env=os.environ)[2]
+    return Group(t, families_table(), p,
+                 f"llm.backend auto here: {why}. Memory plan: phyt2v doctor --preset NAME [--vram GB]")

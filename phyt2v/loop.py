@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import redact, registry, steps
+from . import memplan, redact, registry, steps
 from .config import Config, hash_of, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
 from .locks import FolderLock
@@ -135,6 +135,8 @@ class Refiner:
         self._stop_flag = False
         self._calls_base = 0.0
         redact.watch(self.config.llm.api_key_env)
+        self._plan: memplan.Plan | None = None
+        self._swapper: Any = None
 
     # ------------------------------------------------------------ plumbing
     def backend(self, role: str) -> Any:
@@ -142,7 +144,11 @@ class Refiner:
             self._current_step = f"load {role}"
             self._emit(Event("step_start", step=f"load {role}"))
             t0 = time.perf_counter()
-            self._backends[role] = registry.build(role, self.config)
+            if self._swapper is not None:
+                self._swapper.park_all()  # the GPU free for the role that loads now
+            cfg = memplan.build_config(self.config, self._plan) if self._plan else self.config
+            obj = registry.build(role, cfg)
+            self._backends[role] = self._swapper.wrap(role, obj) if self._swapper is not None else obj
             self._emit(Event("step_end", step=f"load {role}", data={"seconds": time.perf_counter() - t0}))
         return self._backends[role]
 
@@ -250,6 +256,11 @@ class Refiner:
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
         prompt = validate_prompt(prompt)
+        if self._plan is None:  # raises ConfigError, before any weights load, when a role cannot fit
+            self._plan = memplan.run_plan(self.config)
+            self._swapper = memplan.swapper_for(self._plan)
+            log.info(self._plan.summary())
+            log.info(self._plan.llm_line())
         store = RunStore(self.out / run_id if run_id else self.run_dir(prompt))
         with FolderLock(store.dir):  # a second process on this folder gets RunLocked (exit 2)
             return self._refine_locked(prompt, store, fresh)
@@ -278,10 +289,13 @@ class Refiner:
         rec.status, rec.error = "running", None
         rec.invocations.append({"time": now(), "pid": os.getpid(), "host": socket.gethostname(),
                                 "config_hash": self.config.hash(), "runtime": self.config.runtime()})
+        rec.memory_plan = self._plan.as_dict()
+        rec.scorer_quantized = self._plan.quantized_scorer
         store.save(rec)
         self._calls_base = rec.timings.get("model_calls_s", 0.0)
         self._emit(Event("run_start", data={"run_dir": str(store.dir), "resumed": resumed,
-                                            "rounds_done": len(rec.rounds)}))
+                                            "rounds_done": len(rec.rounds), "memory_plan": self._plan.summary(),
+                                            "llm": dict(self._plan.llm), "llm_line": self._plan.llm_line()}))
         t_run = time.perf_counter()
         with self._sigint_guard():
             try:

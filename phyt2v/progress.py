@@ -97,6 +97,9 @@ class RefineProgress:
                                             soft_wrap=True, highlight=False)
             else:
                 self.progress.console.print(f"run folder: {d['run_dir']}", soft_wrap=True, highlight=False)
+            for line in (d.get("memory_plan"), d.get("llm_line")):  # memplan: placement and the LLM chosen
+                if line:
+                    self.progress.console.print(line, soft_wrap=True, highlight=False)
 
 
 class BatchProgress:

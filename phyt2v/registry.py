@@ -26,6 +26,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "openai": "phyt2v.llms.openai_llm:OpenAILLM",
         "embedded": "phyt2v.llms.embedded:EmbeddedLLM",
         "transformers": "phyt2v.llms.transformers_llm:TransformersLLM",
+        "vlm": "phyt2v.llms.vlm_llm:VLMChatLLM",
     },
     "generator": {
         "diffusers": "phyt2v.generators.diffusers_gen:DiffusersGenerator",
@@ -42,7 +43,8 @@ BUILTINS: dict[str, dict[str, str]] = {
 }
 
 DESCRIPTIONS: dict[str, str] = {
-    "llm:auto": "openai when an endpoint or key is configured, else embedded",
+    "llm:auto": "openai when an endpoint or key is configured, else on CUDA the captioner's VLM, else embedded",
+    "llm:vlm": "the captioner's VLM (Qwen2.5-VL / Qwen3-VL) answering text-only chat; one shared copy",
     "llm:openai": "any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server)",
     "llm:embedded": "SmolLM2-135M (bundled GGUF) or any local GGUF, in-process on CPU; weak",
     "llm:transformers": "a local Hugging Face causal LM (e.g. Qwen2.5-7B-Instruct), GPU",

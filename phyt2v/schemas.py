@@ -110,3 +110,5 @@ class RunRecord(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     invocations: list[dict[str, Any]] = Field(default_factory=list, description="one entry per command that "
                                               "worked on this run: time, pid, host, the config's runtime part")
+    memory_plan: dict[str, Any] | None = Field(None, description="memplan: bytes per role, placement, LLM choice")
+    scorer_quantized: bool = Field(False, description="the scorer ran quantized: not the published metric")

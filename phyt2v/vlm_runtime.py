@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from .errors import BackendError, InputError, first_line
 
 log = logging.getLogger(__name__)
 
-_CACHE: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_CACHE: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+LOCK = threading.RLock()  # one generate() at a time on a shared copy (captioner, vlm-judge, vlm LLM)
 
 
 def resolve_model(model_id: str) -> str:
@@ -28,14 +30,18 @@ def resolve_model(model_id: str) -> str:
     return _resolve(model_id, tiny_kind="vlm", what="VLM model", example="Qwen/Qwen2.5-VL-7B-Instruct")
 
 
-def get_vlm(model_id: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """(model, processor), loaded once per (resolved path, device, dtype) in this process."""
+def get_vlm(model_id: str, device: str = "auto", dtype: str = "auto",
+            quantization: str = "none") -> tuple[Any, Any]:
+    """(model, processor), loaded once per (resolved path, device, dtype, quantization) in this process."""
+    from .quant import quantization_config
+
     path = resolve_model(model_id)
     dev = resolve_device(device, "captioner.device")
     torch_dtype = resolve_dtype(dtype, dev, "captioner.dtype")
-    key = (path, dev, str(torch_dtype))
+    qconf = quantization_config(quantization, dev, "captioner.quantization")
+    key = (path, dev, str(torch_dtype), quantization)
     if key not in _CACHE:
-        _CACHE[key] = _load(path, dev, torch_dtype)
+        _CACHE[key] = _load(path, dev, torch_dtype, qconf)
         registry.record_load("captioner")
     return _CACHE[key]
 
@@ -45,17 +51,20 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _load(path: str, device: str, torch_dtype) -> tuple[Any, Any]:
+def _load(path: str, device: str, torch_dtype, qconf: Any = None) -> tuple[Any, Any]:
     import transformers
     from transformers import AutoModelForImageTextToText
 
     dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     try:
-        model = AutoModelForImageTextToText.from_pretrained(path, **{dtype_kw: torch_dtype})
+        extra = {"quantization_config": qconf, "device_map": device} if qconf is not None else {}
+        model = AutoModelForImageTextToText.from_pretrained(path, **{dtype_kw: torch_dtype}, **extra)
     except (OSError, ValueError) as e:
         raise BackendError(f"cannot load VLM '{path}': {first_line(e)}. Check the id/path, or download it first "
                            "(`huggingface-cli download <id>`).") from e
-    model.to(device).eval()
+    if qconf is None:  # a quantized model is placed by device_map and cannot be moved
+        model.to(device)
+    model.eval()
     return model, load_processor(path)
 
 

@@ -34,36 +34,43 @@ class VLMCaptioner:
     backend = "vlm"
 
     def __init__(self, model: str = DEFAULT_MODEL, *, num_frames: int = 8, max_new_tokens: int = 256,
-                 frame_size: int = 448, device: str = "auto", dtype: str = "auto"):
+                 frame_size: int = 448, device: str = "auto", dtype: str = "auto", quantization: str = "none"):
         from ..vlm_runtime import get_vlm
 
         self.model_id = model
         self.num_frames = num_frames
         self.max_new_tokens = max_new_tokens
         self.frame_size = frame_size
-        self.model, self.processor = get_vlm(model, device, dtype)
+        self.model, self.processor = get_vlm(model, device, dtype, quantization)
 
     @classmethod
     def from_config(cls, config: "Config") -> "VLMCaptioner":
         c = config.captioner
         check_options("captioner", "vlm", c.options)
         return cls(c.model, num_frames=c.num_frames, max_new_tokens=c.max_new_tokens,
-                   frame_size=c.frame_size, device=c.device, dtype=c.dtype)
+                   frame_size=c.frame_size, device=c.device, dtype=c.dtype, quantization=c.quantization)
 
     def caption(self, video: Path, *, objects: list[str] | None = None) -> str:
         import torch
 
-        from ..vlm_runtime import build_inputs, tokenizer_of, video_frames
+        from ..vlm_runtime import LOCK, build_inputs, tokenizer_of, video_frames
 
         if not isinstance(video, (str, Path)):
             raise InputError(f"caption() needs a video path, got {type(video).__name__}")
+        from ..vlm_video import sampled_fps, supports_video, video_inputs
+
         frames = video_frames(video, self.num_frames, self.frame_size)
-        inputs = build_inputs(self.model, self.processor, frames, caption_instruction(len(frames), objects))
+        question = caption_instruction(len(frames), objects)
+        inputs = None
+        if supports_video(self.processor):  # torchvision present: the frames as one video
+            inputs = video_inputs(self.model, self.processor, frames, question, sampled_fps(video, len(frames)))
+        if inputs is None:
+            inputs = build_inputs(self.model, self.processor, frames, question)
         tok = tokenizer_of(self.processor)
         gen: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, do_sample=False)
         if tok.pad_token_id is not None:
             gen["pad_token_id"] = tok.pad_token_id
-        with torch.inference_mode():
+        with LOCK, torch.inference_mode():
             out = self.model.generate(**inputs, **gen)
         new = out[:, inputs["input_ids"].shape[1]:]
         text = tok.batch_decode(new, skip_special_tokens=True)[0] if new.numel() else ""

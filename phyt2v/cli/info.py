@@ -1,4 +1,4 @@
-"""``phyt2v presets | backends | doctor``: what is available, without running anything."""
+"""``phyt2v presets | backends`` (doctor: cli/doctor.py): what is available, without running anything."""
 
 from __future__ import annotations
 
@@ -39,13 +39,6 @@ def backends() -> None:
     out.print(t)
 
 
-def doctor() -> None:
-    """What this machine can run: CUDA and free VRAM, packages, keys set (never values), caches, presets."""
-    from ..doctor import report
-
-    out.print(report())
-
-
 def register(app: typer.Typer) -> None:
-    for fn in (presets, backends, doctor):
+    for fn in (presets, backends):
         app.command()(fn)

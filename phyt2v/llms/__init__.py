@@ -1,39 +1,50 @@
 """LLM backends: ``openai`` (any OpenAI-compatible endpoint), ``embedded`` (a GGUF in-process,
-SmolLM2-135M by default), ``transformers`` (a local HF causal LM) and ``auto``.
+SmolLM2-135M by default), ``transformers`` (a local HF causal LM), ``vlm`` (the captioner's VLM
+answering text-only chat, sharing its loaded copy) and ``auto``.
 
 Nothing heavy is imported here; each backend imports its library when it is constructed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import Config
 
+log = logging.getLogger("phyt2v")
+
 
 class AutoLLM:
-    """Picks a backend: ``openai`` when ``llm.base_url`` is set or the key variable named by
-    ``llm.api_key_env`` is set, else ``embedded``. ``from_config`` returns that backend itself."""
+    """Picks a backend with :func:`choice.choose_llm` (an endpoint when configured, else on CUDA the
+    captioner's VLM shared as the LLM, else embedded). ``from_config`` returns that backend itself."""
 
     backend = "auto"
 
     @staticmethod
     def choose(config: "Config") -> str:
-        """The backend name ``auto`` resolves to, without building anything."""
-        c = config.llm
-        return "openai" if (c.base_url or os.environ.get(c.api_key_env)) else "embedded"
+        """The backend name ``auto`` resolves to on this machine, without building anything."""
+        return AutoLLM.choice(config)[0]
+
+    @staticmethod
+    def choice(config: "Config") -> tuple[str, str | None, str]:
+        import torch
+
+        from .choice import choose_llm
+
+        return choose_llm(config, cuda=torch.cuda.is_available(), env=os.environ)
 
     @classmethod
     def from_config(cls, config: "Config") -> Any:
-        if cls.choose(config) == "openai":
-            from .openai_llm import OpenAILLM
+        from .. import registry
 
-            return OpenAILLM.from_config(config)
-        from .embedded import EmbeddedLLM
-
-        return EmbeddedLLM.from_config(config)
+        backend, model, reason = cls.choice(config)
+        log.info("LLM: %s%s (%s)", backend, f" {model}" if model else "", reason)
+        if backend != "auto" and model != config.llm.model and backend in ("transformers", "vlm"):
+            config = config.model_copy(update={"llm": config.llm.model_copy(update={"model": model})})
+        return registry.resolve("llm", backend).from_config(config)
 
 
 __all__ = ["AutoLLM"]

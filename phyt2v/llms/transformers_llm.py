@@ -29,11 +29,13 @@ class TransformersLLM:
 
     def __init__(self, *, model: str | os.PathLike | None, device: str = "auto", dtype: str = "auto",
                  temperature: float = 0.2, seed: int | None = 0, max_tokens: int = 1024,
-                 options: dict[str, Any] | None = None):
+                 options: dict[str, Any] | None = None, quantization: str = "none"):
         if not model:
             raise ConfigError("llm.model is required for the transformers backend, e.g. "
                               "llm.model=Qwen/Qwen2.5-7B-Instruct or a local model folder.")
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ..quant import quantization_config
 
         opts = dict(options or {})
         self.model_id = str(model)
@@ -46,6 +48,9 @@ class TransformersLLM:
         self.last_finish_reason: str | None = None
         common = {k: opts[k] for k in ("trust_remote_code", "revision") if k in opts}
         extra = {k: opts[k] for k in ("attn_implementation", "device_map") if k in opts}
+        qconf = quantization_config(quantization, self.device, "llm.quantization")
+        if qconf is not None:  # placed by device_map; a quantized model cannot be moved afterwards
+            extra.update(quantization_config=qconf, device_map=extra.get("device_map", self.device))
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **common)
             self.model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=self.dtype,
@@ -65,7 +70,7 @@ class TransformersLLM:
     def from_config(cls, config: "Config") -> "TransformersLLM":
         c = config.llm
         return cls(model=c.model, device=c.device, dtype=c.dtype, temperature=c.temperature,
-                   seed=c.seed, max_tokens=c.max_tokens, options=c.options)
+                   seed=c.seed, max_tokens=c.max_tokens, options=c.options, quantization=c.quantization)
 
     def __repr__(self) -> str:
         return f"TransformersLLM(model_id={self.model_id!r}, device={self.device!r})"

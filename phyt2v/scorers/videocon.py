@@ -37,13 +37,15 @@ class VideoConScorer:
     backend = "videocon"
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 1, reference_truncation: bool = False, num_frames: int = 32):
+                 batch_size: int = 1, reference_truncation: bool = False, num_frames: int = 32,
+                 quantization: str = "none"):
         from .mplug_owl.runtime import OwlRuntime
 
         self.model_id = model
         self.batch_size = max(1, int(batch_size))
         self.reference_truncation = bool(reference_truncation)
-        self.runtime = OwlRuntime(model, device=device, dtype=dtype, num_frames=num_frames)
+        self.runtime = OwlRuntime(model, device=device, dtype=dtype, num_frames=num_frames,
+                                  quantization=quantization)
         tok = self.runtime.tokenizer
         self.yes_id, self.no_id = tok.first_id("Yes"), tok.first_id("No")
 
@@ -52,7 +54,8 @@ class VideoConScorer:
         s = config.scorer
         check_options("scorer", "videocon", s.options)
         return cls(model=s.model or DEFAULT_MODEL, device=s.device, dtype=s.dtype, batch_size=s.batch_size,
-                   reference_truncation=s.reference_truncation, num_frames=s.num_frames or 32)
+                   reference_truncation=s.reference_truncation, num_frames=s.num_frames or 32,
+                   quantization=s.quantization)
 
     # ------------------------------------------------------------------ two phases (see scoring.py)
 

@@ -27,7 +27,9 @@ class PreparedVideo:
 
 
 class OwlRuntime:
-    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", num_frames: int = 32):
+    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", num_frames: int = 32,
+                 quantization: str = "none"):
+        from ...quant import check_quantization, quantize_module
         from .loading import load_model, resolve_model_dir
 
         if not isinstance(num_frames, int) or num_frames < 1:
@@ -38,7 +40,9 @@ class OwlRuntime:
                                "use the complete checkpoint folder.")
         self.device = resolve_device(device, "scorer.device")
         self.dtype = resolve_dtype(dtype, self.device, "scorer.dtype")
+        check_quantization(quantization, self.device, "scorer.quantization")
         self.model, self.config = load_model(self.folder, dtype=self.dtype, device=self.device)
+        quantize_module(self.model, quantization, self.device, "scorer.quantization")
         registry.record_load("scorer")
         self.tokenizer = SentencePieceTokenizer(self.folder / "tokenizer.model")
         self.mean, self.std = read_image_stats(self.folder)

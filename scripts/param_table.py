@@ -1,0 +1,107 @@
+"""Recompute ``phyt2v.paramcount.PUBLISHED`` from the published architectures, built on the meta device.
+
+    PYTHONPATH=. python scripts/param_table.py
+
+The configs below are the published ones (diffusers conversion scripts and class defaults, the hub
+``config.json`` files of the text encoders and VLMs); no weights, no downloads.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from phyt2v.paramcount import diffusers_model_params, mplug_owl_params, transformers_model_params
+
+
+def dm(class_name: str, config: dict) -> int:
+    return diffusers_model_params(class_name, config, memo=False)
+
+
+def tm(config: dict, class_name: str | None = None) -> int:
+    return transformers_model_params(config, class_name, memo=False)
+
+
+T5_XXL = dict(model_type="t5", d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24, vocab_size=32128,
+              feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+UMT5_XXL = dict(T5_XXL, model_type="umt5", vocab_size=256384)
+LLAMA3_8B = dict(model_type="llama", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=8, vocab_size=128320)  # llava-llama-3-8b text part
+CLIP_L = dict(model_type="clip_text_model", hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+              num_attention_heads=12, vocab_size=49408, max_position_embeddings=77, projection_dim=768)
+WAN_1_3B = dict(num_attention_heads=12, attention_head_dim=128, ffn_dim=8960, num_layers=30, in_channels=16,
+                out_channels=16, text_dim=4096, freq_dim=256, patch_size=[1, 2, 2])
+WAN_14B = dict(num_attention_heads=40, attention_head_dim=128, ffn_dim=13824, num_layers=40, in_channels=16,
+               out_channels=16, text_dim=4096, freq_dim=256, patch_size=[1, 2, 2])
+WAN_5B = dict(num_attention_heads=24, attention_head_dim=128, ffn_dim=14336, num_layers=30, in_channels=48,
+              out_channels=48, text_dim=4096, freq_dim=256, patch_size=[1, 2, 2])
+WAN22_VAE = dict(base_dim=160, z_dim=48, is_residual=True, in_channels=12, out_channels=12, decoder_base_dim=256,
+                 scale_factor_temporal=4, scale_factor_spatial=16, patch_size=2, latents_mean=[0.0] * 48,
+                 latents_std=[1.0] * 48, clip_output=False)
+COG_5B = dict(num_attention_heads=48, num_layers=42, use_rotary_positional_embeddings=True)
+COG_15 = dict(COG_5B, patch_size_t=2, patch_bias=False, sample_height=300, sample_width=300, sample_frames=81)
+QWEN25VL_3B = dict(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"],
+                   text_config=dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+                                    num_attention_heads=16, num_key_value_heads=2, vocab_size=151936,
+                                    tie_word_embeddings=True),
+                   vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16,
+                                      out_hidden_size=2048), tie_word_embeddings=True)
+QWEN25VL_7B = dict(model_type="qwen2_5_vl", architectures=["Qwen2_5_VLForConditionalGeneration"],
+                   text_config=dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                                    num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
+                                    tie_word_embeddings=False),
+                   vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16,
+                                      out_hidden_size=3584), tie_word_embeddings=False)
+QWEN3VL_4B = dict(model_type="qwen3_vl", architectures=["Qwen3VLForConditionalGeneration"],
+                  text_config=dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
+                                   num_attention_heads=32, num_key_value_heads=8, head_dim=128, vocab_size=151936,
+                                   tie_word_embeddings=True),
+                  vision_config=dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16,
+                                     out_hidden_size=2560, deepstack_visual_indexes=[5, 11, 17]),
+                  tie_word_embeddings=True)
+QWEN3VL_8B = dict(model_type="qwen3_vl", architectures=["Qwen3VLForConditionalGeneration"],
+                  text_config=dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+                                   num_attention_heads=32, num_key_value_heads=8, head_dim=128, vocab_size=151936,
+                                   tie_word_embeddings=False),
+                  vision_config=dict(depth=27, hidden_size=1152, intermediate_size=4304, num_heads=16,
+                                     out_hidden_size=4096, deepstack_visual_indexes=[8, 16, 24]),
+                  tie_word_embeddings=False)
+
+
+def table() -> dict[str, dict[str, int]]:
+    t5, umt5 = tm(T5_XXL, "T5EncoderModel"), tm(UMT5_XXL, "UMT5EncoderModel")
+    cog_vae, wan_vae = dm("AutoencoderKLCogVideoX", {}), dm("AutoencoderKLWan", {})
+    wan14 = dm("WanTransformer3DModel", WAN_14B)
+    owl = mplug_owl_params()
+    return {
+        "THUDM/CogVideoX-5b": {"transformer": dm("CogVideoXTransformer3DModel", COG_5B), "text_encoder": t5,
+                               "vae": cog_vae},
+        "THUDM/CogVideoX-2b": {"transformer": dm("CogVideoXTransformer3DModel", {}), "text_encoder": t5,
+                               "vae": cog_vae},
+        "THUDM/CogVideoX1.5-5B": {"transformer": dm("CogVideoXTransformer3DModel", COG_15), "text_encoder": t5,
+                                  "vae": cog_vae},
+        "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": {"transformer": dm("WanTransformer3DModel", WAN_1_3B),
+                                             "text_encoder": umt5, "vae": wan_vae},
+        "Wan-AI/Wan2.1-T2V-14B-Diffusers": {"transformer": wan14, "text_encoder": umt5, "vae": wan_vae},
+        "Wan-AI/Wan2.2-T2V-A14B-Diffusers": {"transformer": wan14, "transformer_2": wan14, "text_encoder": umt5,
+                                             "vae": wan_vae},
+        "Wan-AI/Wan2.2-TI2V-5B-Diffusers": {"transformer": dm("WanTransformer3DModel", WAN_5B), "text_encoder": umt5,
+                                            "vae": dm("AutoencoderKLWan", WAN22_VAE)},
+        "Lightricks/LTX-Video": {"transformer": dm("LTXVideoTransformer3DModel", {}), "text_encoder": t5,
+                                 "vae": dm("AutoencoderKLLTXVideo", {})},
+        "hunyuanvideo-community/HunyuanVideo": {"transformer": dm("HunyuanVideoTransformer3DModel", {}),
+                                                "text_encoder": tm(LLAMA3_8B, "LlamaModel"),
+                                                "text_encoder_2": tm(CLIP_L, "CLIPTextModel"),
+                                                "vae": dm("AutoencoderKLHunyuanVideo", {})},
+        "Qwen/Qwen2.5-VL-3B-Instruct": {"model": tm(QWEN25VL_3B)},
+        "Qwen/Qwen2.5-VL-7B-Instruct": {"model": tm(QWEN25VL_7B)},
+        "Qwen/Qwen3-VL-4B-Instruct": {"model": tm(QWEN3VL_4B)},
+        "Qwen/Qwen3-VL-8B-Instruct": {"model": tm(QWEN3VL_8B)},
+        "videophysics/videocon_physics": {"model": owl},
+        "videophysics/videophy_2_auto": {"model": owl},
+    }
+
+
+if __name__ == "__main__":
+    json.dump(table(), sys.stdout, indent=1)
+    print()
