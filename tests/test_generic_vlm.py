@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from phyt2v import registry, vlm  # noqa: E402
+from phyt2v import registry, vlm_runtime as vlm  # noqa: E402
 from phyt2v.config import load_config  # noqa: E402
 
 VIDEOS = sorted((Path(__file__).resolve().parents[1].parent / "shared" / "videos").glob("*.mp4"))

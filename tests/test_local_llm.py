@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from phyt2v import registry, steps, vlm  # noqa: E402
+from phyt2v import registry, steps, vlm_runtime as vlm  # noqa: E402
 from phyt2v.config import Config, load_config  # noqa: E402
 from phyt2v.errors import ParseError  # noqa: E402
 from phyt2v.llms import AutoLLM  # noqa: E402

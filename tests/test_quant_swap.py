@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm  # noqa: E402
 
-from phyt2v import Refiner, memplan, registry, vlm  # noqa: E402
+from phyt2v import Refiner, memplan, registry, vlm_runtime as vlm  # noqa: E402
 from phyt2v.config import load_config  # noqa: E402
 from phyt2v.errors import ConfigError  # noqa: E402
 from phyt2v.quant import check_quantization  # noqa: E402
