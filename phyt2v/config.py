@@ -226,7 +226,13 @@ _LEGACY_FIELDS = {
 
 
 # Defaults changed since ``legacy_hash`` was the hash: (section, field) -> (default now, default then).
-_LEGACY_DEFAULTS = {("llm", "timeout_s"): (30.0, 120.0)}
+_LEGACY_DEFAULTS = {("llm", "timeout_s"): (30.0, 120.0),
+                    # GeneratorConfig became family-neutral (None = the family's default); the old defaults
+                    # were CogVideoX's, the only family old folders can hold
+                    ("generator", "dynamic_cfg"): (None, True), ("generator", "scheduler"): (None, "dpm"),
+                    ("generator", "num_frames"): (None, 49), ("generator", "steps"): (None, 50),
+                    ("generator", "guidance"): (None, 6.0), ("generator", "fps"): (None, 8),
+                    ("generator", "height"): (None, 480), ("generator", "width"): (None, 720)}
 
 
 def _is_runtime(field: Any) -> bool:

@@ -50,7 +50,10 @@ class Swapper:
     def register(self, role: str, backend: Any) -> None:
         if role not in self.skip:
             self.roles[role] = modules_of(backend)
-        self.active = role
+        # not marked active: a backend built from a cached copy may be parked (the LLM's VLM reused by the
+        # captioner); its first call moves it in (a no-op move when it just loaded onto the device)
+        if self.active == role:
+            self.active = None
 
     def wrap(self, role: str, backend: Any) -> Any:
         self.register(role, backend)

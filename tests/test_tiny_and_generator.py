@@ -148,7 +148,7 @@ def test_clear_load_errors(tmp_path, gen):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BackendError, match="no model_index.json"):
         CogVideoXGenerator(str(tmp_path / "empty"), **SMOKE)
-    with pytest.raises(BackendError, match="cannot load CogVideoX pipeline 'nobody/not-a-model'"):
+    with pytest.raises(BackendError, match="nobody/not-a-model.*hf download"):  # offline: fails at once
         CogVideoXGenerator("nobody/not-a-model", **SMOKE)
     import torch
 

@@ -18,9 +18,13 @@ DEFAULT_BUDGET = 128  # the shortest T5 budget among the families (LTX-Video); u
 def budget_before_load(g: Any) -> int:
     if g.max_prompt_tokens:
         return int(g.max_prompt_tokens)
+    from ..errors import BackendError
     from .diffusers_gen import resolve_model
 
-    index = read_index(resolve_model(g.model, "cogvideox"))
+    try:
+        index = read_index(resolve_model(g.model, "cogvideox"))
+    except BackendError:  # a hub id not in the cache while offline: nothing to read, the weights never load here
+        index = None
     family = for_class(index.class_name if index else None)
     if index is not None and family.classes:
         import diffusers
