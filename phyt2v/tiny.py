@@ -182,13 +182,20 @@ def build_tiny_vlm(path: str | Path) -> Path:
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
     _seeded(0)
-    model = Qwen2VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    return save_tiny_vlm(Qwen2VLForConditionalGeneration(config), tok, path,
+                         Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16))
+
+
+def save_tiny_vlm(model, tok, path: str | Path, image_processor) -> Path:
+    """Save a tiny Qwen-VL-style model with the word-level tokenizer, the chat template and its image
+    processor, ending generation at ``<|im_end|>``; returns the folder."""
+    path = Path(path)
+    model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tok.convert_tokens_to_ids("<|endoftext|>")
     model.save_pretrained(str(path))
     tok.save_pretrained(str(path))
     (path / "chat_template.jinja").write_text(VLM_CHAT_TEMPLATE, encoding="utf-8")
-    Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16).save_pretrained(str(path))
+    image_processor.save_pretrained(str(path))
     return path
 
 

@@ -52,13 +52,14 @@ def clear_cache() -> None:
 
 
 def _load(path: str, device: str, torch_dtype, qconf: Any = None) -> tuple[Any, Any]:
-    import transformers
     from transformers import AutoModelForImageTextToText
 
-    dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    from .devices import dtype_kwargs
+
     try:
         extra = {"quantization_config": qconf, "device_map": device} if qconf is not None else {}
-        model = AutoModelForImageTextToText.from_pretrained(path, **{dtype_kw: torch_dtype}, **extra)
+        model = AutoModelForImageTextToText.from_pretrained(path, **dtype_kwargs(torch_dtype, "transformers"),
+                                                            **extra)
     except (OSError, ValueError) as e:
         raise BackendError(f"cannot load VLM '{path}': {first_line(e)}. Check the id/path, or download it first "
                            "(`huggingface-cli download <id>`).") from e
@@ -173,6 +174,11 @@ def build_inputs(model: Any, processor: Any, images: list, text: str) -> dict[st
                                              {"type": "text", "text": text}]}]
     chat = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     batch = processor(text=[chat], images=images or None, return_tensors="pt")
+    return model_inputs(model, batch)
+
+
+def model_inputs(model: Any, batch: Any) -> dict[str, Any]:
+    """A processor's output on the model's device and dtype, without keys its forward does not take."""
     accepted = inspect.signature(model.forward).parameters
     out = {}
     for k, v in batch.items():

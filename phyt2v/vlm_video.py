@@ -39,14 +39,6 @@ def video_inputs(model: Any, processor: Any, frames: list, text: str, fps: float
     except (TypeError, ValueError, KeyError, ImportError) as e:
         log.info("video input refused by %s (%s); feeding frames as images", type(processor).__name__, e)
         return None
-    accepted = inspect.signature(model.forward).parameters
-    out = {}
-    for k, v in batch.items():
-        if k not in accepted and k != "attention_mask":
-            continue
-        if hasattr(v, "to"):
-            v = v.to(model.device)
-            if v.is_floating_point():
-                v = v.to(model.dtype)
-        out[k] = v
-    return out
+    from .vlm_runtime import model_inputs
+
+    return model_inputs(model, batch)

@@ -47,3 +47,21 @@ def test_cached_snapshot_passes(empty_cache, monkeypatch):
     (snap / "config.json").unlink()  # an empty snapshot folder is not a cached model
     with pytest.raises(BackendError, match="not in the local Hugging Face cache"):
         devices.check_hub_model("someone/not-cached", "VLM")
+
+
+def test_dtype_keyword_follows_the_installed_library(monkeypatch):
+    import torch
+    import transformers
+
+    from phyt2v.devices import dtype_kwargs
+
+    monkeypatch.setattr(transformers, "__version__", "4.49.0")  # the oldest pyproject allows: no `dtype` yet
+    assert dtype_kwargs(torch.float16, "transformers") == {"torch_dtype": torch.float16}
+    monkeypatch.setattr(transformers, "__version__", "4.56.1")
+    assert dtype_kwargs(torch.float16, "transformers") == {"dtype": torch.float16}
+    from diffusers.pipelines import pipeline_utils
+
+    key = "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
+    assert dtype_kwargs(torch.bfloat16, "diffusers") == {key: torch.bfloat16}
+    monkeypatch.delattr(pipeline_utils, "_resolve_dtype", raising=False)
+    assert dtype_kwargs(torch.bfloat16, "diffusers") == {"torch_dtype": torch.bfloat16}

@@ -21,7 +21,7 @@ def tiny_qwen3vl(tmp_path_factory) -> Path:
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from phyt2v.tiny import VLM_CHAT_TEMPLATE, VLM_SPECIALS, _seeded, _vlm_tokenizer
+    from phyt2v.tiny import VLM_SPECIALS, _seeded, _vlm_tokenizer, save_tiny_vlm
 
     path = tmp_path_factory.mktemp("qwen3vl")
     tok = _vlm_tokenizer()
@@ -37,14 +37,8 @@ def tiny_qwen3vl(tmp_path_factory) -> Path:
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
     _seeded(0)
-    model = Qwen3VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.save_pretrained(str(path))
-    tok.save_pretrained(str(path))
-    (path / "chat_template.jinja").write_text(VLM_CHAT_TEMPLATE, encoding="utf-8")
-    Qwen2VLImageProcessorPil(patch_size=16, min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 16).save_pretrained(str(path))
-    return path
+    return save_tiny_vlm(Qwen3VLForConditionalGeneration(config), tok, path,
+                         Qwen2VLImageProcessorPil(patch_size=16, min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 16))
 
 
 @pytest.mark.skipif(not VIDEOS, reason="no shared mp4 videos")

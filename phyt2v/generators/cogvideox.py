@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import BackendError, ConfigError, first_line
-from .diffusers_gen import DiffusersGenerator, _dtype_kw
+from ..errors import ConfigError
+from .diffusers_gen import DiffusersGenerator
 from .diffusers_gen import resolve_model as _resolve
 
 DEFAULT_MODEL = "THUDM/CogVideoX-5b"
@@ -19,18 +19,10 @@ def resolve_model(model: str) -> str:
 
 class CogVideoXGenerator(DiffusersGenerator):
     backend = "cogvideox"
+    pipeline_class, label = "CogVideoXPipeline", "CogVideoX"
 
     def __init__(self, model: str = DEFAULT_MODEL, **kw: Any):
         super().__init__(model, **kw)
         if self.family.name != "cogvideox":
             raise ConfigError(f"generator.backend cogvideox needs a CogVideoX pipeline, but {model} is "
                               f"{type(self.pipe).__name__}; set generator.backend=diffusers")
-
-    def _load(self, path: str) -> Any:
-        from diffusers import CogVideoXPipeline
-
-        try:
-            return CogVideoXPipeline.from_pretrained(path, **{_dtype_kw(): self.torch_dtype})
-        except (OSError, ValueError) as e:
-            raise BackendError(f"cannot load CogVideoX pipeline '{path}': {first_line(e)}. Check the id/path, or "
-                               "download it first (`huggingface-cli download <id>`).") from e

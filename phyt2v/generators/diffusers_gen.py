@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..config import GeneratorConfig, check_options
-from ..devices import resolve_device, resolve_dtype
+from ..devices import dtype_kwargs, resolve_device, resolve_dtype
 from ..devices import resolve_model as _resolve
 from ..errors import BackendError, ConfigError, InputError, first_line
 from ..roles import GeneratedVideo, StepCallback
@@ -32,13 +32,6 @@ TINY = {"tiny-wan": "wan", "tiny-ltx": "ltx", "tiny-hunyuan": "hunyuan", "tiny-c
 CALL_TIME = ("num_frames", "steps", "guidance", "guidance_2", "true_cfg", "fps", "height", "width", "dynamic_cfg",
              "decode_timestep", "decode_noise_scale", "max_prompt_tokens")
 OPTIONS = ("negative_prompt", "vram_margin_gb")
-
-
-def _dtype_kw() -> str:
-    """Newer diffusers take ``dtype`` (``torch_dtype`` is deprecated there); older ones ``torch_dtype``."""
-    from diffusers.pipelines import pipeline_utils
-
-    return "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
 
 
 def resolve_model(model: str, default_tiny: str = "cogvideox") -> str:
@@ -184,20 +177,21 @@ class DiffusersGenerator:
         defaults = family.defaults(signature_defaults(cls), index.transformer) if cls is not None else {}
         check_shape(self.cfg, family, family.rules(index.vae, index.transformer), defaults, self.model_id)
 
+    pipeline_class, label = "DiffusionPipeline", "diffusers"  # what _load calls, and its name in errors
+
     def _load(self, path: str) -> Any:
-        from diffusers import DiffusionPipeline
+        import diffusers
 
         try:
-            return DiffusionPipeline.from_pretrained(path, **{_dtype_kw(): self.torch_dtype})
+            return getattr(diffusers, self.pipeline_class).from_pretrained(
+                path, **dtype_kwargs(self.torch_dtype, "diffusers"))
         except (OSError, ValueError) as e:
-            raise BackendError(f"cannot load diffusers pipeline '{path}': {first_line(e)}. Check the id/path, or "
+            raise BackendError(f"cannot load {self.label} pipeline '{path}': {first_line(e)}. Check the id/path, or "
                                "download it first (`huggingface-cli download <id>`).") from e
 
     def _apply_loras(self, specs: list[Any]) -> list[Any]:
-        try:
-            from .lora import apply_loras
-        except ImportError:
-            raise ConfigError("generator.lora needs phyt2v.generators.lora") from None
+        from .lora import apply_loras
+
         return apply_loras(self.pipe, specs)
 
     def weight_bytes(self) -> int:

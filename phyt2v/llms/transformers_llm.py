@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
-from ..devices import resolve_device, resolve_dtype
+from ..devices import dtype_kwargs, resolve_device, resolve_dtype
 from ..errors import BackendError, ConfigError
 from ._common import Reply, check_messages, one_line
 
@@ -53,8 +53,8 @@ class TransformersLLM:
             extra.update(quantization_config=qconf, device_map=extra.get("device_map", self.device))
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **common)
-            self.model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=self.dtype,
-                                                              **common, **extra)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                self.model_id, **dtype_kwargs(self.dtype, "transformers"), **common, **extra)
         except (OSError, ValueError, ImportError) as e:
             raise BackendError(f"cannot load transformers model {self.model_id!r}: {one_line(e, 200)}. "
                                "Give a local model folder, or a Hugging Face id that is cached or "
