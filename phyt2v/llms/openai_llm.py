@@ -21,6 +21,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from .. import redact
 from ..errors import ConfigError, LLMError
 from ._common import (Reply, Abandoned, call_with_deadline, check_messages, json_schema_format,
                       one_line)
@@ -57,6 +58,7 @@ class OpenAILLM:
             raise ConfigError(f"llm: need max_retries >= 0, timeout_s > 0, backoff_s >= 0 "
                               f"(got {max_retries}, {timeout_s}, {backoff_s})")
         self._key_env = api_key_env
+        redact.watch(api_key_env)  # its value is scrubbed from every message and write
         key = os.environ.get(api_key_env) or None
         if key is None and not base_url:
             raise ConfigError(f"no API key: set the environment variable {api_key_env} "
@@ -168,7 +170,7 @@ class OpenAILLM:
             try:
                 data = json.loads(http.text)
             except ValueError:  # a proxy's HTML error page, a captive portal, ...: transient
-                start = self._scrub(one_line(http.text, 80)) or "(empty)"
+                start = redact.scrub(one_line(http.text, 80)) or "(empty)"
                 self._wait_or_raise(attempts, end, f"HTTP {http.status_code} reply is not an OpenAI-compatible "
                                                    f"JSON response (body starts: {start!r})", hint=NOT_JSON_HINT)
                 continue
@@ -234,7 +236,7 @@ class OpenAILLM:
         first = choices[0] if isinstance(choices, list) and choices else None
         if not isinstance(first, dict):
             err = (data.get("error") if isinstance(data, dict) else None) or data
-            raise LLMError(self._fail_line(f"reply has no choices ({self._scrub(one_line(err, 200))})",
+            raise LLMError(self._fail_line(f"reply has no choices ({redact.scrub(one_line(err, 200))})",
                                            attempts, "check llm.model and the server's log"))
         msg = first.get("message")
         text = msg.get("content") if isinstance(msg, dict) else None
@@ -257,10 +259,6 @@ class OpenAILLM:
             log.debug("could not list models at %s: %s", self.base_url, type(e).__name__)
         return "default"
 
-    def _scrub(self, text: str) -> str:
-        key = os.environ.get(self._key_env)
-        return text.replace(key, "***") if key and len(key) >= 4 else text
-
     def _detail(self, err: Exception) -> str:
         body = getattr(err, "body", None)
         if isinstance(body, dict):
@@ -268,7 +266,7 @@ class OpenAILLM:
             text = inner.get("message", inner) if isinstance(inner, dict) else inner
         else:
             text = getattr(err, "message", None) or str(err)
-        return self._scrub(one_line(text, 240))
+        return redact.scrub(one_line(text, 240))
 
     def _hint(self, code: int) -> str:
         if code in (401, 403):
@@ -279,5 +277,5 @@ class OpenAILLM:
 
     def _fail_line(self, kind: str, attempts: int, hint: str) -> str:
         tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
-        return self._scrub(f"LLM endpoint {self.base_url}/chat/completions (model {self.model_id!r}) "
+        return redact.scrub(f"LLM endpoint {self.base_url}/chat/completions (model {self.model_id!r}) "
                            f"failed: {kind} after {tries}; {hint}.")
