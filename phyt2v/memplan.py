@@ -262,16 +262,6 @@ def free_vram(vram_gb: float | None = None) -> int | None:
     return int(free)
 
 
-def plan_offload_for_generator(config: "Config", free_bytes: int | None) -> str:
-    """The generator's offload mode ('none' | 'model' | 'sequential') under the whole stack's plan.
-    ``generator.offload=auto`` calls this instead of measuring the generator alone."""
-    if config.generator.offload != "auto":
-        return config.generator.offload
-    if free_bytes is None:
-        return "none"
-    return make_plan(config, free_bytes).generator_offload
-
-
 # ---------------------------------------------------------------- a run's plan
 
 def free_for_run() -> int | None:

@@ -98,7 +98,7 @@ def test_placement_follows_free_vram(vram, placement, offload):
     assert (plan.placement, plan.generator_offload) == (placement, offload)
     assert plan.peak_bytes <= vram * GiB
     assert plan.roles["llm"].shared_with == "captioner" and plan.roles["llm"].bytes == 0
-    assert memplan.plan_offload_for_generator(config, vram * GiB) == offload
+    assert memplan.build_config(config, plan).generator.offload == offload  # what the generator is built with
 
 
 def test_peak_arithmetic_resident_and_swap():
