@@ -145,18 +145,30 @@ def result_line(item: Any, rec: RunRecord | None, run_dir: Path, batch_dir: Path
     rel = run_dir.relative_to(batch_dir).as_posix()
     rounds = []
     for r in (rec.rounds if rec else []):
-        s = r.scores
-        rounds.append({"index": r.index, "prompt": r.prompt,
-                       "sa": s.sa if s else None, "pc": s.pc if s else None, "score": s.score if s else None,
-                       "extra": dict(s.extra) if s else {},
-                       "video": f"{rel}/{r.video}" if r.video else None, "caption": r.caption})
+        rounds.append({"index": r.index, "prompt": r.prompt, **_scores(r.scores, extra=True),
+                       "video": f"{rel}/{r.video}" if r.video else None, "caption": r.caption,
+                       "seed": r.seed, "draft": r.draft,
+                       "candidates": [{"seed": c.seed, "video": f"{rel}/{c.video}", **_scores(c.scores)}
+                                      for c in r.candidates]})
+    final = None
+    if rec is not None and rec.final is not None and rec.final.scores is not None:
+        f = rec.final
+        final = {"round": f.round, "prompt": f.prompt, "seed": f.seed, **_scores(f.scores, extra=True),
+                 "video": f"{rel}/{f.video}" if f.video else None, "caption": f.caption}
     return {"schema_version": RESULT_SCHEMA_VERSION, "id": item.id, "index": item.index, "prompt": item.prompt,
             "meta": item.meta, "status": status, "run_id": run_dir.name, "run_dir": rel,
             "best_round": rec.best_round if rec else None, "stop_reason": rec.stop_reason if rec else None,
-            "rounds": rounds, "error": error,
+            "rounds": rounds, "final": final, "error": error,
             "timings": {"wall_s": round(wall_s, 3),
                         "model_calls_s": (rec.timings.get("model_calls_s") if rec else None)},
             "config_hash": config_hash, "shard": [shard.index, shard.count], "finished": stamp()}
+
+
+def _scores(s: Any, extra: bool = False) -> dict[str, Any]:
+    out = {"sa": s.sa if s else None, "pc": s.pc if s else None, "score": s.score if s else None}
+    if extra:
+        out["extra"] = dict(s.extra) if s else {}
+    return out
 
 
 class Batch:

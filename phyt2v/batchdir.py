@@ -21,7 +21,14 @@ A result line (``results.jsonl``)::
      "best_round": 2 | null, "stop_reason": "threshold" | ... | null,
      "rounds": [{"index": 1, "prompt": "...", "sa": 0.41, "pc": 0.33, "score": 0.37,
                  "extra": {...scorer extras, e.g. sa_rating/pc_rating for videophy2...},
-                 "video": "runs/<run_id>/round-1/video.mp4", "caption": "..."}, ...],
+                 "video": "runs/<run_id>/round-1/video.mp4", "caption": "...",
+                 "seed": 42, "draft": false,                                  # draft: loop.draft render
+                 "candidates": [{"seed": 42, "video": "...", "sa": .., "pc": .., "score": ..}, ...]}, ...],
+                                                                  # candidates: loop.seeds > 1, else []
+     "final": null | {"round": 2, "prompt": "...", "seed": 43, "sa": .., "pc": .., "score": .., "extra": {..},
+                      "video": "runs/<run_id>/final/video.mp4", "caption": "..."},
+                                  # loop.draft: the best draft round rendered at full settings; what
+                                  # metrics, exports and the report use as the prompt's result
      "error": null | {"step": "...", "kind": "...", "message": "..."},
      "timings": {"wall_s": 12.3, "model_calls_s": 11.0},
      "config_hash": "...", "shard": [0, 1], "finished": "2026-11-22T10:00:00+00:00"}

@@ -129,6 +129,21 @@ class ScorerConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class DraftConfig(_Strict):
+    """Draft rounds: refinement rounds render cheaper, then the best prompt is rendered at full settings."""
+
+    enabled: bool = Field(False, description="render refinement rounds as drafts (off: every round at full "
+                                             "settings, as the paper)")
+    steps: int | None = Field(None, ge=1, description="denoising steps of a draft (default: steps_fraction of "
+                                                      "the full steps)")
+    steps_fraction: float = Field(0.25, gt=0.0, le=1.0, description="draft steps as a fraction of the full "
+                                                                     "steps, when steps is unset")
+    height: int | None = Field(None, ge=8, description="draft height (default: the full height)")
+    width: int | None = Field(None, ge=8, description="draft width (default: the full width)")
+    cache: CacheConfig | None = Field(None, description="a cache hook for drafts only, e.g. {kind: first-block, "
+                                                        "params: {threshold: 0.1}}")
+
+
 class LoopConfig(_Strict):
     max_rounds: int = Field(4, ge=1, le=50)
     min_rounds: int = Field(1, ge=1, description="no early stop (threshold, patience, empty mismatch) before this")
@@ -140,6 +155,13 @@ class LoopConfig(_Strict):
     seed: int = Field(42, description="video seed, fixed across rounds of one prompt")
     parse_retries: int = Field(2, ge=0, le=5, description="re-asks that show the LLM its parse error")
     history_in_refine: bool = True
+    seeds: int = Field(1, ge=1, le=32, description="best-of-N: videos per round (seeds seed, seed+1, ...), all "
+                                                    "scored; the best is captioned and refined")
+    seed_batch: int = Field(0, ge=0, description="seeds per pipeline call (0: all at once, halved on CUDA "
+                                                 "out-of-memory)", json_schema_extra=RUNTIME)
+    draft: DraftConfig = Field(default_factory=DraftConfig)
+    enhancer: Literal["none", "phygdpo"] = Field("none", description="phygdpo: PhyGDPO's CoT extension writes "
+                                                                     "the round-1 prompt")
     allow_long_prompt: bool = Field(False, description="accept a user prompt over the generator's token "
                                                        "budget (it is cut by the text encoder) with a warning")
 

@@ -64,6 +64,17 @@ class RoundScores(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class Candidate(BaseModel):
+    """One seed's video of a best-of-N round (``loop.seeds`` > 1): every candidate is kept and scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int
+    video: str  # path relative to the run directory
+    video_info: dict[str, Any] | None = None
+    scores: RoundScores | None = None
+
+
 class RoundRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,8 +82,12 @@ class RoundRecord(BaseModel):
     prompt: str
     prompt_tokens: int | None = None
     over_budget: bool = False
-    video: str | None = None  # path relative to the run directory
+    video: str | None = None  # path relative to the run directory (the best candidate's with loop.seeds > 1)
     video_info: dict[str, Any] | None = None  # the generator's GeneratedVideo: frames, fps, truncated, knobs
+    seed: int | None = None  # the seed of ``video``
+    candidates: list[Candidate] = Field(default_factory=list, description="loop.seeds > 1: every seed's video "
+                                        "and scores; the best one is the round's video, caption and scores")
+    draft: bool = Field(False, description="rendered at the cheaper loop.draft settings")
     caption: str | None = None
     scores: RoundScores | None = None
     mismatch: Mismatch | None = None
@@ -80,6 +95,23 @@ class RoundRecord(BaseModel):
     refined_prompt: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     models: dict[str, str] = Field(default_factory=dict)
+    done: list[str] = Field(default_factory=list, description="finished steps, in order")
+
+
+class FinalRender(BaseModel):
+    """``loop.draft``: the best draft round's prompt rendered, captioned and scored again at full settings.
+    Metrics, exports and the report use it instead of the draft round."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    round: int = Field(ge=1, description="the draft round whose prompt (and seed) this renders")
+    prompt: str
+    seed: int
+    video: str | None = None
+    video_info: dict[str, Any] | None = None
+    caption: str | None = None
+    scores: RoundScores | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
     done: list[str] = Field(default_factory=list, description="finished steps, in order")
 
 
@@ -104,6 +136,7 @@ class RunRecord(BaseModel):
     rules: Rules | None = None
     rounds: list[RoundRecord] = Field(default_factory=list)
     best_round: int | None = None
+    final: FinalRender | None = Field(None, description="loop.draft: the full-settings render of the best round")
     stop_reason: str | None = None
     error: StepError | None = None
     models: dict[str, str] = Field(default_factory=dict)
