@@ -2,6 +2,8 @@
 mismatch -> step-back refinement, until a stop rule fires; the best round is returned.
 
 Imports only the role interfaces: backends are built by name through the registry (or passed in).
+The steps themselves, their order, resume rule and the stop rules are tables in ``rounds.py``; this module
+holds the ``Refiner`` (backends, the run folder and its lock, recording each step, errors) that drives them.
 Every step is written to disk before the next starts, so a killed run resumes where it stopped.
 """
 
@@ -22,27 +24,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import memplan, redact, registry, steps
+from . import lanes as lanes_mod
+from . import memplan, redact, registry, rounds, steps
 from .config import Config, hash_of, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
 from .locks import FolderLock
-from .record import CallLog, RunStore, fsync_path, slugify, video_problem
-from .roles import video_info
-from .schemas import Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError, now
+from .record import CallLog, RunStore, slugify
+from .rounds import ROUND_STEPS, Run, best_round, stop_reason  # noqa: F401  (public names of this module)
+from .schemas import FinalRender, Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError, now
 
 log = logging.getLogger("phyt2v")
 
 ROLES = ("llm", "generator", "captioner", "scorer")
-# The steps of a round, in order; a lost video drops "generate" and everything after it.
-ROUND_STEPS = ("generate", "caption", "score", "mismatch", "refine")
+GPU_ROLES = ("generator", "captioner", "scorer")
 
 
 @dataclass
 class Event:
     kind: str  # run_start | step_start | step_end | denoise | round_end | warning | run_end
     round: int | None = None
-    step: str | None = None
+    step: str | None = None  # a round step, a run step (rules), "load <role>", or "final <step>" (drafts)
     data: dict[str, Any] = field(default_factory=dict)
+    run: str | None = None  # the run's folder name (several runs are in flight in a pipelined batch)
 
 
 @dataclass
@@ -87,35 +90,6 @@ def validate_prompt(prompt: Any) -> str:
     return text
 
 
-def best_round(rounds: list[RoundRecord]) -> int | None:
-    scored = [r for r in rounds if r.scores is not None]
-    if not scored:
-        return None
-    return max(scored, key=lambda r: (r.scores.score, -r.index)).index
-
-
-def stop_reason(rounds: list[RoundRecord], cfg: Any) -> str | None:
-    """The stop rule after the last round was scored (mismatch-empty is checked after Step 2)."""
-    scored = [r.scores.score for r in rounds if r.scores is not None]
-    if not scored:
-        return None
-    if len(rounds) >= cfg.max_rounds:
-        return "max_rounds"
-    if len(rounds) < cfg.min_rounds:
-        return None
-    if scored[-1] >= cfg.threshold:
-        return "threshold"
-    best, since = scored[0], 0
-    for s in scored[1:]:
-        if s >= best + cfg.epsilon:
-            best, since = s, 0
-        else:
-            best, since = max(best, s), since + 1
-    if since >= cfg.patience:
-        return "no_improvement"
-    return None
-
-
 class Refiner:
     """``Refiner(config).refine(prompt)``; backends are built on first use (loaded once) or passed in."""
 
@@ -133,14 +107,26 @@ class Refiner:
         self.on_event = on_event
         self.on_round = on_round
         self._stop_flag = False
-        self._calls_base = 0.0
         redact.watch(self.config.llm.api_key_env)
         self._plan: memplan.Plan | None = None
         self._swapper: Any = None
+        self.lanes = lanes_mod.Lanes()  # inline; ``pipeline()`` gives each kind of step its worker
+        self._local = threading.local()
+        self._load_lock = threading.RLock()
+        self._emit_lock = threading.RLock()
 
     # ------------------------------------------------------------ plumbing
     def backend(self, role: str) -> Any:
+        """The role's backend, built on first use, on the lane its steps run on (a GPU model loads on the
+        GPU worker, never while another model runs there)."""
         if self._backends[role] is None:
+            self.lanes.call("gpu" if role in GPU_ROLES else "llm", lambda: self._load(role))
+        return self._backends[role]
+
+    def _load(self, role: str) -> None:
+        with self._load_lock:
+            if self._backends[role] is not None:  # another prompt's thread loaded it meanwhile
+                return
             self._current_step = f"load {role}"
             self._emit(Event("step_start", step=f"load {role}"))
             t0 = time.perf_counter()
@@ -150,7 +136,32 @@ class Refiner:
             obj = registry.build(role, cfg)
             self._backends[role] = self._swapper.wrap(role, obj) if self._swapper is not None else obj
             self._emit(Event("step_end", step=f"load {role}", data={"seconds": time.perf_counter() - t0}))
-        return self._backends[role]
+
+    def plan(self) -> memplan.Plan:
+        """The memory plan (once): raises ConfigError, before any weights load, when a role cannot fit."""
+        if self._plan is None:
+            self._plan = memplan.run_plan(self.config)
+            self._swapper = memplan.swapper_for(self._plan)
+            log.info(self._plan.summary())
+            log.info(self._plan.llm_line())
+        return self._plan
+
+    @contextmanager
+    def pipeline(self, concurrency: int) -> Iterator[lanes_mod.Lanes]:
+        """Several runs in flight (one thread each): GPU steps on one worker, a local LLM on one more, a
+        remote LLM called from every run's thread at once (``lanes.py``). Ctrl-C is handled here."""
+        if concurrency <= 1:
+            yield self.lanes
+            return
+        plan = self.plan()
+        kind = lanes_mod.llm_lane_kind(plan.llm, self.config.llm.device, plan.free_bytes is not None)
+        old, self.lanes = self.lanes, lanes_mod.pipeline_lanes(kind)
+        try:
+            with self._sigint_guard():
+                yield self.lanes
+        finally:
+            self.lanes.close()
+            self.lanes = old
 
     def model_name(self, role: str) -> str:
         b = self._backends[role]
@@ -158,7 +169,8 @@ class Refiner:
 
     def _emit(self, ev: Event) -> None:
         if self.on_event is not None:
-            self.on_event(ev)
+            with self._emit_lock:  # runs of a pipelined batch report from several threads
+                self.on_event(ev)
 
     def _warn(self, message: str, k: int | None = None) -> None:
         log.warning(message)
@@ -256,11 +268,7 @@ class Refiner:
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
         prompt = validate_prompt(prompt)
-        if self._plan is None:  # raises ConfigError, before any weights load, when a role cannot fit
-            self._plan = memplan.run_plan(self.config)
-            self._swapper = memplan.swapper_for(self._plan)
-            log.info(self._plan.summary())
-            log.info(self._plan.llm_line())
+        self.plan()
         store = RunStore(self.out / run_id if run_id else self.run_dir(prompt))
         with FolderLock(store.dir):  # a second process on this folder gets RunLocked (exit 2)
             return self._refine_locked(prompt, store, fresh)
@@ -280,7 +288,8 @@ class Refiner:
                 self._emit(Event("run_end", data={"resumed": True, "already_finished": True}))
                 return RefineResult(rec, store.dir)
             k, problem = lost[0]
-            self._warn(f"{store.dir} finished, but the video of round {k} is {problem}: generating it again")
+            where = f"the video of round {k}" if k else "the final render's video"
+            self._warn(f"{store.dir} finished, but {where} is {problem}: generating it again")
         resumed = rec is not None
         if rec is None:
             rec = RunRecord(run_id=store.dir.name, prompt=prompt, config_hash=self.config.hash())
@@ -292,14 +301,13 @@ class Refiner:
         rec.memory_plan = self._plan.as_dict()
         rec.scorer_quantized = self._plan.quantized_scorer
         store.save(rec)
-        self._calls_base = rec.timings.get("model_calls_s", 0.0)
         self._emit(Event("run_start", data={"run_dir": str(store.dir), "resumed": resumed,
                                             "rounds_done": len(rec.rounds), "memory_plan": self._plan.summary(),
                                             "llm": dict(self._plan.llm), "llm_line": self._plan.llm_line()}))
-        t_run = time.perf_counter()
+        t_run, calls_base = time.perf_counter(), rec.timings.get("model_calls_s", 0.0)
         with self._sigint_guard():
             try:
-                self._run(rec, store)
+                self._run(Run(rec, store, calls_base=calls_base))
             except KeyboardInterrupt:
                 rec.status = "interrupted"
                 store.save(rec)
@@ -332,139 +340,87 @@ class Refiner:
             finally:
                 if store.dir.is_dir():
                     rec.timings["last_session_s"] = round(time.perf_counter() - t_run, 3)
-                    rec.timings["model_calls_s"] = round(self._calls_base + store.calls.total_s, 3)
+                    rec.timings["model_calls_s"] = round(calls_base + store.calls.total_s, 3)
                     store.save(rec)
         self._emit(Event("run_end", data={"resumed": resumed}))
         return RefineResult(rec, store.dir)
 
-    # ------------------------------------------------------------ the loop
-    _current_step = ""
+    # ------------------------------------------------------------ the steps
+    @property
+    def _current_step(self) -> str:
+        """The step this thread's run is in (each prompt of a pipelined batch has its own thread)."""
+        return getattr(self._local, "step", "")
 
-    def _step_done(self, rec: RunRecord, store: RunStore, rnd: RoundRecord | None, step: str,
-                   seconds: float, **data: Any) -> None:
-        if rnd is not None:
-            rnd.done.append(step)
-            rnd.timings[f"{step}_s"] = round(seconds, 4)
-            store.write_round(rnd)
+    @_current_step.setter
+    def _current_step(self, value: str) -> None:
+        self._local.step = value
+
+    def execute(self, step: rounds.Step, run: Run, target: Any) -> None:
+        """Run one step on its lane, then record it on disk (``_step_done``) before anything else."""
+        k = target.index if isinstance(target, RoundRecord) else None
+        label = f"final {step.name}" if isinstance(target, FinalRender) else step.name
+
+        def work() -> None:
+            self._current_step = label
+            self._emit(Event("step_start", round=k, step=label, run=run.store.dir.name))
+            t0 = time.perf_counter()
+            data = step.body(self, run, target) or {}
+            self._step_done(run, target, step.name, label, time.perf_counter() - t0, data)
+
+        self.lanes.call(step.lane, work)
+
+    def _step_done(self, run: Run, target: Any, name: str, label: str, seconds: float,
+                   data: dict[str, Any]) -> None:
+        rec, store = run.rec, run.store
+        if target is not None:
+            target.done.append(name)
+            target.timings[f"{name}_s"] = round(seconds, 4)
+        if isinstance(target, RoundRecord):
+            store.write_round(target)
         rec.best_round = best_round(rec.rounds)
-        rec.timings["model_calls_s"] = round(self._calls_base + store.calls.total_s, 3)  # survives a SIGKILL
+        rec.timings["model_calls_s"] = round(run.calls_base + store.calls.total_s, 3)  # survives SIGKILL
         store.save(rec)
-        self._emit(Event("step_end", round=rnd.index if rnd else None, step=step,
-                         data={"seconds": seconds, **data}))
+        self._emit(Event("step_end", round=target.index if isinstance(target, RoundRecord) else None, step=label,
+                         data={"seconds": seconds, **data}, run=store.dir.name))
         if self._stop_flag:
-            raise Interrupted(f"stopped after {step}; finished steps are saved in {store.dir}. "
+            raise Interrupted(f"stopped after {label}; finished steps are saved in {store.dir}. "
                               "Run the same command again to resume.")
 
-    def _begin(self, step: str, k: int | None) -> float:
-        self._current_step = step
-        self._emit(Event("step_start", round=k, step=step))
-        return time.perf_counter()
+    def denoise_callback(self, run: Run, k: int | None) -> Callable[[int, int], None]:
+        name = run.store.dir.name
+        return lambda i, n: self._emit(Event("denoise", k, "generate", {"i": i, "total": n}, run=name))
 
-    def _run(self, rec: RunRecord, store: RunStore) -> None:
-        cfg, calls = self.config.loop, store.calls
-        gen = self.backend("generator")
-        budget = rec.token_budget = self.token_budget()
+    def _run(self, run: Run) -> None:
+        rec = run.rec
+        self.backend("generator")
+        run.budget = rec.token_budget = self.token_budget()
         rec.models["generator"] = self.model_name("generator")
         if not rec.rounds:
             self._current_step = "check prompt"
-            n = gen.count_tokens(rec.prompt)
-            if n > budget:
-                msg = (f"the prompt is {n} tokens but {gen.model_id} reads at most {budget}; shorten it, or "
-                       "pass --set loop.allow_long_prompt=true to let the text encoder cut it")
-                if not cfg.allow_long_prompt:
-                    raise InputError(msg)
-                self._warn(msg)
-        llm = self.backend("llm")
-        rec.models["llm"] = self.model_name("llm")
-        if rec.rules is None:
-            t0 = self._begin("rules", None)
-            rec.rules = steps.extract_rules(llm, rec.prompt, log=calls, retries=cfg.parse_retries)
-            self._step_done(rec, store, None, "rules", time.perf_counter() - t0)
-        captioner, scorer = self.backend("captioner"), self.backend("scorer")
-        for role in ("captioner", "scorer"):
+            rounds.check_prompt(self, run)
+        for role in ("llm", "captioner", "scorer"):
+            self.backend(role)
             rec.models[role] = self.model_name(role)
-        current = rec.prompt
-        for k in range(1, cfg.max_rounds + 1):
-            if len(rec.rounds) >= k and rec.rounds[k - 1].prompt != current:  # an earlier round was redone
-                self._warn(f"round {k - 1} was redone and refined its prompt differently: "
-                           f"rounds {k}..{len(rec.rounds)} are run again", k)
-                del rec.rounds[k - 1:]
-            if len(rec.rounds) < k:
-                rec.rounds.append(RoundRecord(index=k, prompt=current))
-            rnd = rec.rounds[k - 1]
-            rnd.models = dict(rec.models)
-            video = store.round_dir(k) / "video.mp4"
-            if "generate" in rnd.done and (problem := video_problem(video)):
-                self._warn(f"round {k}'s video {video} is {problem}: generating it again", k)
-                rnd.done = [s for s in rnd.done if s not in ROUND_STEPS]
-            if "generate" not in rnd.done:
-                t0 = self._begin("generate", k)
-                rnd.prompt_tokens = gen.count_tokens(rnd.prompt)
-                rnd.over_budget = rnd.prompt_tokens > budget
-                if rnd.over_budget and k > 1:
-                    self._warn(f"round {k} prompt is {rnd.prompt_tokens} tokens, over the {budget}-token "
-                               "budget: the text encoder will cut it", k)
-                with calls.call("generator", gen, "generate", {"prompt": rnd.prompt, "seed": cfg.seed}) as e:
-                    made = gen.generate(rnd.prompt, seed=cfg.seed, out_path=video,
-                                        on_step=lambda i, n, k=k: self._emit(Event("denoise", k, "generate",
-                                                                                   {"i": i, "total": n})))
-                    e["output"] = str(video.relative_to(store.dir))
-                fsync_path(video)  # on disk before the record says it exists
-                rnd.video_info = video_info(made, store.dir)  # real frames, fps, truncation, knobs
-                rnd.video = str(video.relative_to(store.dir))
-                self._step_done(rec, store, rnd, "generate", time.perf_counter() - t0)
-            if "caption" not in rnd.done:
-                t0 = self._begin("caption", k)
-                with calls.call("captioner", captioner, "caption",
-                                {"video": rnd.video, "objects": rec.rules.objects}) as e:
-                    rnd.caption = e["output"] = captioner.caption(video, objects=rec.rules.objects) or ""
-                self._step_done(rec, store, rnd, "caption", time.perf_counter() - t0)
-            if "score" not in rnd.done:
-                t0 = self._begin("score", k)
-                with calls.call("scorer", scorer, "score", {"video": rnd.video, "prompt": rec.prompt}) as e:
-                    s = scorer.score(video, rec.prompt)  # SA always against the user's ORIGINAL prompt
-                    e["output"] = {"sa": s.sa, "pc": s.pc}
-                rnd.scores = self._combine(s)
-                self._step_done(rec, store, rnd, "score", time.perf_counter() - t0,
-                                sa=rnd.scores.sa, pc=rnd.scores.pc, score=rnd.scores.score)
-                if self.on_round is not None:
-                    self.on_round(rnd)
-            reason = stop_reason(rec.rounds[:k], cfg)
-            if reason:
-                del rec.rounds[k:]  # rounds after a redone one that now stops here
-                return self._finish(rec, store, reason)
-            if "mismatch" not in rnd.done:
-                t0 = self._begin("mismatch", k)
-                rnd.mismatch = steps.find_mismatch(llm, user_prompt=rec.prompt, prompt=rnd.prompt,
-                                                   rules=rec.rules, caption=rnd.caption or "", log=calls,
-                                                   retries=cfg.parse_retries)
-                self._step_done(rec, store, rnd, "mismatch", time.perf_counter() - t0)
-            if not rnd.mismatch.mismatches and k >= cfg.min_rounds:
-                del rec.rounds[k:]
-                return self._finish(rec, store, "empty_mismatch")
-            if "refine" not in rnd.done:
-                t0 = self._begin("refine", k)
-                rnd.refinement = self._refine(llm, rec, rnd, budget, calls)
-                rnd.refined_prompt = " ".join(rnd.refinement.prompt.split())
-                self._step_done(rec, store, rnd, "refine", time.perf_counter() - t0)
-            current = rnd.refined_prompt
-        self._finish(rec, store, "max_rounds")
+        rounds.drive(self, run)
 
     @staticmethod
     def _lost_videos(rec: RunRecord, store: RunStore) -> list[tuple[int, str]]:
-        """(round, problem) for each round of a run whose video is missing, empty or cut short."""
-        lost = []
-        for r in rec.rounds:
-            problem = video_problem(store.dir / r.video) if r.video else "missing"
-            if "generate" in r.done and problem:
-                lost.append((r.index, problem))
+        """(round, problem) for each round of a run whose video (or a seed's) is missing, empty or cut short;
+        round 0 stands for the final render of a drafted run."""
+        run = Run(rec, store)
+        lost = [(r.index, p) for r in rec.rounds if (p := rounds.lost_video(run, r))]
+        f = rec.final
+        if f is not None and "generate" in f.done and (p := rounds.lost_video_of(run, f.video)):
+            lost.append((0, p))
         return lost
 
-    def _refine(self, llm: Any, rec: RunRecord, rnd: RoundRecord, budget: int, calls: CallLog) -> Refinement:
-        cfg, gen = self.config.loop, self._backends["generator"]
+    def refine_prompt(self, run: Run, rnd: RoundRecord) -> Refinement:
+        cfg, gen, rec, budget = self.config.loop, self._backends["generator"], run.rec, run.budget
         history = steps.history_text(rec.rounds) if cfg.history_in_refine else ""
         kw = dict(user_prompt=rec.prompt, prompt=rnd.prompt, rules=rec.rules, mismatch=rnd.mismatch,
-                  budget_tokens=budget, log=calls, retries=cfg.parse_retries, tokens_per_word=self.tokens_per_word())
+                  budget_tokens=budget, log=run.store.calls, retries=cfg.parse_retries,
+                  tokens_per_word=self.tokens_per_word())
+        llm = self.backend("llm")
         ref = steps.refine_prompt(llm, history=history, **kw)
         n = gen.count_tokens(ref.prompt)
         if n > budget:  # one re-ask with the measured length, then accept with a warning
@@ -473,7 +429,7 @@ class Refiner:
             ref = steps.refine_prompt(llm, history=history + note, **kw)
         return ref
 
-    def _combine(self, s: Any) -> RoundScores:
+    def combine(self, s: Any) -> RoundScores:
         cfg = self.config.loop
         for name in ("sa", "pc"):
             v = getattr(s, name)
@@ -485,8 +441,3 @@ class Refiner:
                 raise Phyt2vError(f"the scorer returned {name.upper()}={v!r}; scores must be in [0, 1]")
         score = (cfg.sa_weight * s.sa + cfg.pc_weight * s.pc) / (cfg.sa_weight + cfg.pc_weight)
         return RoundScores(sa=float(s.sa), pc=float(s.pc), score=float(score), extra=dict(s.extra or {}))
-
-    def _finish(self, rec: RunRecord, store: RunStore, reason: str) -> None:
-        rec.stop_reason, rec.status, rec.error = reason, "finished", None
-        rec.best_round = best_round(rec.rounds)
-        store.save(rec)
