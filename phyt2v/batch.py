@@ -21,7 +21,9 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +36,9 @@ from .errors import ConfigError, InputError, Interrupted, Phyt2vError, first_lin
 from .locks import FolderLock, writers_lock
 from .record import RunStore, append_jsonl, atomic_write_json, atomic_write_text, slugify
 from .schemas import RunRecord
+
+
+DEFAULT_REMOTE_CONCURRENCY = 4
 
 
 def stamp() -> str:
@@ -139,6 +144,18 @@ class BatchSummary:
     def ok(self) -> bool:
         return not self.failed and not self.interrupted
 
+    def tally(self, outcome: dict[str, Any] | str | None) -> bool:
+        """Count one ``Batch.try_one`` outcome; True when the prompt is locked elsewhere (revisit it)."""
+        if outcome is None:
+            return True
+        if outcome == "elsewhere":
+            self.by_others += 1
+        elif outcome["status"] == "finished":
+            self.finished += 1
+        else:
+            self.failed.append(outcome)
+        return False
+
 
 def result_line(item: Any, rec: RunRecord | None, run_dir: Path, batch_dir: Path, *, status: str,
                 error: dict[str, Any] | None, wall_s: float, config_hash: str, shard: Shard) -> dict[str, Any]:
@@ -175,7 +192,7 @@ class Batch:
     """``Batch(source, config, out=...).run()``; ``refiner`` may be passed in (tests, the Python API)."""
 
     def __init__(self, source: Any, config: Config, *, out: str | Path | None = None, limit: int | None = None,
-                 shard: Shard | None = None, refiner: Any = None,
+                 shard: Shard | None = None, refiner: Any = None, concurrency: int | None = None,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None):
         if limit is not None and limit < 1:
             raise InputError(f"--limit {limit}: pass a positive number of prompts")
@@ -184,7 +201,17 @@ class Batch:
         self.shard = shard or Shard()
         self.dir, self.legacy_dir = batch_dir_for(source, config, Path(out if out is not None else config.out))
         self._refiner = refiner
-        self.on_event = on_event or (lambda kind, data: None)
+        if concurrency is not None and concurrency < 1:
+            raise InputError(f"--concurrency {concurrency}: pass a positive number of prompts in flight")
+        self._concurrency = concurrency
+        events = on_event or (lambda kind, data: None)
+        lock = threading.RLock()
+
+        def on_event_locked(kind: str, data: dict[str, Any]) -> None:
+            with lock:  # prompts of a pipelined batch report from their own threads
+                events(kind, data)
+
+        self.on_event = on_event_locked
         self._since = stamp()
 
     # ------------------------------------------------------------ files
@@ -238,6 +265,15 @@ class Batch:
         return True
 
     # ------------------------------------------------------------ running
+    def concurrency(self) -> int:
+        """Prompts in flight: as asked, else 4 with a remote LLM (its latency hides behind GPU work) and 1 with
+        a local one (it would wait for the same GPU or CPU anyway)."""
+        if self._concurrency is not None:
+            return self._concurrency
+        plan = getattr(self.refiner(), "plan", None)
+        remote = callable(plan) and plan().llm.get("backend") == "openai"
+        return DEFAULT_REMOTE_CONCURRENCY if remote else 1
+
     def refiner(self) -> Any:
         """The one Refiner of the batch (models load on its first use), writing runs into this folder."""
         if self._refiner is None:
@@ -256,29 +292,26 @@ class Batch:
         todo = [it for it in mine if it.id not in done]
         summary = BatchSummary(self.dir, total=len(self.items), mine=len(mine), already_done=len(mine) - len(todo),
                                results_file=self.results_file)
+        k = self.concurrency()
         self.on_event("batch_start", {"dir": self.dir, "total": len(mine), "done": summary.already_done,
-                                      "todo": len(todo), "shard": self.shard})
+                                      "todo": len(todo), "shard": self.shard, "concurrency": k})
         self._since = stamp()
         try:
-            pending, wait = todo, 0.2
-            while pending:
-                locked = []
-                for it in pending:
-                    outcome = self.try_one(it)
-                    if outcome is None:  # another process is on it: revisit
-                        locked.append(it)
-                    elif outcome == "elsewhere":
-                        summary.by_others += 1
-                    elif outcome["status"] == "finished":
-                        summary.finished += 1
+            with self.refiner().pipeline(k) if k > 1 and len(todo) > 1 else nullcontext():
+                pending, wait = todo, 0.2
+                while pending:
+                    if k > 1 and len(pending) > 1:
+                        from .pipeline import pipelined_pass
+
+                        locked = pipelined_pass(self, pending, k, summary)
                     else:
-                        summary.failed.append(outcome)
-                if locked and len(locked) == len(pending):
-                    time.sleep(wait)  # every prompt left is in another process's hands
-                    wait = min(wait * 2, 5.0)
-                else:
-                    wait = 0.2
-                pending = locked
+                        locked = [it for it in pending if summary.tally(self.try_one(it))]
+                    if locked and len(locked) == len(pending):
+                        time.sleep(wait)  # every prompt left is in another process's hands
+                        wait = min(wait * 2, 5.0)
+                    else:
+                        wait = 0.2
+                    pending = locked
         except Interrupted:
             summary.interrupted = True
         finally:

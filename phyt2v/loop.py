@@ -120,6 +120,7 @@ class Refiner:
         """The role's backend, built on first use, on the lane its steps run on (a GPU model loads on the
         GPU worker, never while another model runs there)."""
         if self._backends[role] is None:
+            self._current_step = f"load {role}"
             self.lanes.call("gpu" if role in GPU_ROLES else "llm", lambda: self._load(role))
         return self._backends[role]
 
@@ -367,6 +368,7 @@ class Refiner:
             data = step.body(self, run, target) or {}
             self._step_done(run, target, step.name, label, time.perf_counter() - t0, data)
 
+        self._current_step = label  # this run's thread names the step too (work may run on a lane's thread)
         self.lanes.call(step.lane, work)
 
     def _step_done(self, run: Run, target: Any, name: str, label: str, seconds: float,

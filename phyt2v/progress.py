@@ -121,6 +121,9 @@ class BatchProgress:
                          refresh_per_second=4)
         self.done = 0
         self.total = 0
+        self.inflight: dict[str, Any] = {}  # run folder name -> its line (several prompts in flight)
+        self.ids: dict[str, str] = {}
+        self.many = False
 
     def __enter__(self) -> "BatchProgress":
         self.live.start()
@@ -133,6 +136,9 @@ class BatchProgress:
         self.live.stop()
 
     def on_refine_event(self, ev: Any) -> None:
+        if self.many and ev.kind == "step_start" and ev.run in self.inflight:  # each prompt's state
+            where = f"round {ev.round} " if ev.round else ""
+            self.bar.update(self.inflight[ev.run], description=f"  {self.ids.get(ev.run, ev.run)}: {where}{ev.step}")
         if ev.kind != "run_start":  # the per-prompt line below says where each run is
             self.refine.on_event(ev)
 
@@ -145,10 +151,22 @@ class BatchProgress:
             self.console.print(f"batch folder: {data['dir']}{where}", soft_wrap=True, highlight=False)
             self.console.print(f"{self.total} prompt(s): {self.done} already done, {data['todo']} to run",
                                highlight=False)
+            k = data.get("concurrency", 1)
+            self.many = k > 1 and data["todo"] > 1
+            if self.many:
+                self.console.print(f"{k} prompts in flight (GPU steps one at a time)", highlight=False)
         elif kind == "prompt_start":
             it = data["item"]
-            self.bar.update(self.task, description=f"{self.label}prompt {it.id}")
+            if self.many:
+                name = data["run_dir"].name
+                self.ids[name] = it.id
+                self.inflight[name] = self.bar.add_task(f"  {it.id}: starting", total=None)
+            else:
+                self.bar.update(self.task, description=f"{self.label}prompt {it.id}")
         elif kind == "prompt_end":
+            task = self.inflight.pop(data["line"]["run_id"], None)
+            if task is not None:
+                self.bar.remove_task(task)
             self.done += 1
             self.bar.update(self.task, completed=self.done)
             line = data["line"]

@@ -119,6 +119,43 @@ def test_kill9_midway_then_resume_matches_the_uninterrupted_run(tmp_path, prompt
     assert got == want
 
 
+def test_pipelined_batch_killed_and_rerun_matches_the_sequential_run(tmp_path, prompts_file, reference):
+    """--concurrency 3: all three prompts in flight; SIGKILL once a round is half done somewhere, rerun
+    (pipelined again): the results equal the uninterrupted sequential run's, in source order."""
+    cmd = batch_cmd(prompts_file, tmp_path, "--concurrency", "3")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **ENV})
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:  # some prompt has a captioned round; not every prompt is done
+            batch = next((p for p in tmp_path.iterdir() if batchdir.is_batch_dir(p)), None)
+            recs = []
+            for f in sorted(batch.glob("runs/*/run.json")) if batch else []:
+                try:
+                    recs.append(json.loads(f.read_text()))
+                except ValueError:
+                    pass
+            if any(r["rounds"] and "caption" in r["rounds"][0]["done"] for r in recs):
+                break
+            assert proc.poll() is None, "the batch ended before it could be killed midway"
+            time.sleep(0.02)
+        else:
+            pytest.fail("no prompt reached round 1's caption")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    batch = the_batch(tmp_path)
+    assert len(batchdir.read_results(batch)) < 3
+    assert len(list(batch.glob("runs/*/run.json"))) >= 2  # more than one prompt was in flight
+    r = run(cmd)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = [comparable(x) for x in map(json.loads, (batch / "results.jsonl").read_text().splitlines())]
+    want = [comparable(x) for x in map(json.loads, (reference / "results.jsonl").read_text().splitlines())]
+    assert got == want
+
+
 def test_finished_batch_rerun_makes_zero_model_calls(prompts_file, reference):
     before = model_calls(reference)
     results_before = (reference / "results.jsonl").read_text()

@@ -1,4 +1,4 @@
-"""``phyt2v batch SOURCE [--from FILE] [--limit N] [--shard i/n] [--out DIR] [refine options]``.
+"""``phyt2v batch SOURCE [--from FILE] [--limit N] [--shard i/n] [--concurrency K] [--out DIR] [refine options]``.
 
 Exit codes: 0 when every selected prompt finished, 1 when some failed (their errors are in the results
 file; rerunning retries them), 130 after Ctrl-C (rerunning resumes), 2 for bad input.
@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="only the first N prompts"),
         shard: Optional[str] = typer.Option(None, "--shard", help="run shard i of n (i/n, from 0); under "
                                             "accelerate launch / torchrun the process rank is used"),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, help="prompts in flight: "
+                                                  "their GPU steps run one at a time while others wait on the LLM "
+                                                  "(default: 4 with a remote LLM, 1 with a local one)"),
         out_dir: Optional[Path] = out_opt("parent folder of batch folders (default ./runs)"),
         preset: Optional[str] = PresetOpt,
         config: Optional[Path] = ConfigOpt,
@@ -79,7 +82,7 @@ def register(app: typer.Typer) -> None:
             from ..loop import Refiner
 
             b = Batch(src, cfg, limit=limit, shard=sh, refiner=Refiner(cfg, on_event=prog.on_refine_event),
-                      on_event=prog.on_batch_event)
+                      concurrency=concurrency, on_event=prog.on_batch_event)
             summary = b.run()
         # No barrier: shards can finish hours apart (a collective would time out, and spin meanwhile).
         # Each shard tries the merge when it ends; the last one to finish finds every line and writes it.
