@@ -29,10 +29,7 @@ class Lane:
         self.name = name
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"phyt2v-{name}")
         self._lock = threading.Lock()
-        self.busy_s = 0.0
-        self.first: float | None = None
-        self.last: float | None = None
-        self.jobs = 0
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each job, perf_counter seconds
 
     def call(self, fn: Callable[[], T]) -> T:
         if getattr(_here, "lane", None) is self:
@@ -45,18 +42,23 @@ class Lane:
         try:
             return fn()
         finally:
-            t1 = time.perf_counter()
             with self._lock:
-                self.busy_s += t1 - t0
-                self.first = t0 if self.first is None else self.first
-                self.last = t1
-                self.jobs += 1
+                self.spans.append((t0, time.perf_counter()))
 
-    def busy_fraction(self) -> float | None:
-        """Busy time over the span from its first job's start to its last job's end."""
-        if self.first is None or self.last is None or self.last <= self.first:
+    @property
+    def jobs(self) -> int:
+        return len(self.spans)
+
+    def busy_fraction(self, until: float | None = None) -> float | None:
+        """Busy time over the span from its first job's start to its last job's end (or to ``until``)."""
+        if not self.spans:
             return None
-        return self.busy_s / (self.last - self.first)
+        start = self.spans[0][0]
+        end = self.spans[-1][1] if until is None else until
+        if end <= start:
+            return None
+        busy = sum(max(0.0, min(b, end) - a) for a, b in self.spans if a < end)
+        return busy / (end - start)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -111,6 +111,7 @@ class Refiner:
         self._plan: memplan.Plan | None = None
         self._swapper: Any = None
         self.lanes = lanes_mod.Lanes()  # inline; ``pipeline()`` gives each kind of step its worker
+        self.last_lanes: lanes_mod.Lanes | None = None
         self._local = threading.local()
         self._load_lock = threading.RLock()
         self._emit_lock = threading.RLock()
@@ -162,7 +163,7 @@ class Refiner:
                 yield self.lanes
         finally:
             self.lanes.close()
-            self.lanes = old
+            self.last_lanes, self.lanes = self.lanes, old  # kept for their busy figures (scripts/bench_batch.py)
 
     def model_name(self, role: str) -> str:
         b = self._backends[role]

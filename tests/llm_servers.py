@@ -2,6 +2,10 @@
 
 - ``smollm_server()``: a real xllamacpp OpenAI-compatible HTTP server on 127.0.0.1 serving the
   bundled SmolLM2-135M GGUF; yields its ``base_url`` (``http://127.0.0.1:PORT/v1``).
+- ``DelayProxy(upstream, delay_s)``: forwards every request to an OpenAI-compatible server after a fixed
+  delay (a remote API's latency); concurrent requests wait their delays together.
+- ``StepServer(delay_s)``: an OpenAI-compatible server answering each PhyT2V step with valid JSON derived
+  from the request, after a fixed delay (a remote API: its compute is elsewhere).
 - ``FaultyServer``: a scriptable stdlib HTTP server for fault injection (429/5xx/hang/reset/
   a given body, a body trickled one byte at a time, an HTML page with status 200, a reply cut at
   max_tokens), counting requests. Both stop by themselves when the ``with`` block ends.
@@ -17,6 +21,7 @@ import socket
 import struct
 import threading
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,7 +49,7 @@ def smollm_gguf() -> Path:
 
 
 @contextmanager
-def smollm_server(n_ctx: int = 2048, wait_s: float = 30.0) -> Iterator[str]:
+def smollm_server(n_ctx: int = 2048, wait_s: float = 30.0, n_threads: int | None = None) -> Iterator[str]:
     """Run a real llama.cpp server (xllamacpp) on a free loopback port; yield its /v1 URL."""
     xlc = pytest.importorskip("xllamacpp")
     params = xlc.CommonParams()
@@ -54,6 +59,8 @@ def smollm_server(n_ctx: int = 2048, wait_s: float = 30.0) -> Iterator[str]:
     params.hostnames = ["127.0.0.1"]
     params.port = free_port()
     params.verbosity = 0
+    if n_threads:
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = n_threads
     server = xlc.Server(params)
     root = f"http://127.0.0.1:{params.port}"
     try:
@@ -75,6 +82,129 @@ def smollm_server(n_ctx: int = 2048, wait_s: float = 30.0) -> Iterator[str]:
     finally:
         server = None  # the destructor stops the HTTP server and frees the model
         gc.collect()
+
+
+class DelayProxy:
+    """``with DelayProxy("http://127.0.0.1:PORT/v1", 0.5) as p: p.base_url``: each request waits ``delay_s``
+    (in its own thread, so several wait at once), then is forwarded as is; ``waits`` counts them."""
+
+    def __init__(self, upstream: str, delay_s: float):
+        self.upstream, self.delay_s, self.waits = upstream.rstrip("/"), delay_s, 0
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    def __enter__(self) -> "DelayProxy":
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self, body: bytes | None) -> None:
+                time.sleep(owner.delay_s)
+                with owner._lock:
+                    owner.waits += 1
+                path = self.path[len("/v1"):] if self.path.startswith("/v1") else self.path
+                req = urllib.request.Request(owner.upstream + path, data=body, method=self.command,
+                                             headers={"Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=600) as r:
+                        code, blob = r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    code, blob = e.code, e.read()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(blob)))
+                self.end_headers()
+                self.wfile.write(blob)
+
+            def do_GET(self) -> None:
+                self._forward(None)
+
+            def do_POST(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                self._forward(self.rfile.read(n) if n else b"")
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "use DelayProxy inside a with block"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+
+class StepServer:
+    """An OpenAI-compatible chat server on 127.0.0.1 that answers each PhyT2V step (rules, mismatch, refine)
+    with a valid JSON reply that depends only on the request (its hash), after ``delay_s`` -- a remote API
+    whose compute happens elsewhere: only its latency is spent here. Requests wait their delays together."""
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s, self.count = delay_s, 0
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    @staticmethod
+    def answer(messages: list[dict[str, Any]]) -> str:
+        import hashlib
+
+        text = " ".join(str(m.get("content", "")) for m in messages)
+        h = hashlib.sha256(text.encode()).hexdigest()
+        if "Step 1." in text:
+            return json.dumps({"objects": ["object"], "rules": ["gravity pulls it down"],
+                               "expected_outcome": "it falls and comes to rest"})
+        if "Step 2." in text:
+            return json.dumps({"reasoning": f"compared ({h[:6]})", "mismatches": [f"motion differs ({h[6:10]})"]})
+        return json.dumps({"principle": "momentum is conserved",
+                           "prompt": f"a physically correct scene, variant {h[:8]}, objects fall and settle"})
+
+    def __enter__(self) -> "StepServer":
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._send({"object": "list", "data": [{"id": "step-server", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                data = json.loads(self.rfile.read(n) or b"{}")
+                time.sleep(owner.delay_s)
+                with owner._lock:
+                    owner.count += 1
+                self._send(chat_body(owner.answer(data.get("messages") or [])))
+
+            def _send(self, body: Any) -> None:
+                blob = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(blob)))
+                self.end_headers()
+                self.wfile.write(blob)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "use StepServer inside a with block"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
 
 
 # ---------------------------------------------------------------- fault injection
