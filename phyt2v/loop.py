@@ -63,7 +63,16 @@ class RefineResult:
         return self.record.rounds[k - 1] if k else None
 
     @property
+    def final(self) -> FinalRender | None:
+        """With draft rounds: the best round's prompt rendered and scored at full settings (the product)."""
+        return self.record.final
+
+    @property
     def best_video(self) -> Path | None:
+        """The product: the final render with draft rounds, else the best round's video."""
+        f = self.record.final
+        if f is not None and f.video and f.scores is not None:
+            return self.run_dir / f.video
         b = self.best
         return self.run_dir / b.video if b and b.video else None
 

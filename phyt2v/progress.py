@@ -82,13 +82,16 @@ class RefineProgress:
             self.progress.update(self.denoise_task, completed=ev.data.get("i", 0), total=total,
                                  description=f"{where}{label}")
         elif ev.kind == "step_end":
-            if ev.step == "generate" and self.denoise_task is not None:
+            if ev.step in ("generate", "final generate") and self.denoise_task is not None:
                 self.progress.remove_task(self.denoise_task)
                 self.denoise_task = None
-            if ev.round and ev.step == "score" and not self.quiet_rounds:
+            if ev.step in ("score", "final score") and not self.quiet_rounds:
                 d = ev.data
-                self.progress.console.print(f"round {ev.round}: SA {d['sa']:.3f}  PC {d['pc']:.3f}  "
-                                            f"score {d['score']:.3f}")
+                head = f"round {ev.round}" if ev.round else "final render (full settings)"
+                seeds = (f"  (best of {len(d['candidates'])} seeds: seed {d['seed']})"
+                         if len(d.get("candidates") or []) > 1 else "")
+                self.progress.console.print(f"{head}: SA {d['sa']:.3f}  PC {d['pc']:.3f}  "
+                                            f"score {d['score']:.3f}{seeds}")
         # "warning" events are not printed here: the loop also logs each one, and the CLI prints the log.
         elif ev.kind == "run_start":
             d = ev.data

@@ -13,8 +13,8 @@ import typer
 
 from ..errors import InputError
 from ..paths import ensure_dir
-from .options import (ConfigOpt, PresetOpt, RoundsOpt, SeedOpt, SetOpt, ThresholdOpt, build_config, err,
-                      out, out_opt)
+from .options import (ConfigOpt, DraftOpt, PresetOpt, RoundsOpt, SeedOpt, SeedsOpt, SetOpt, ThresholdOpt,
+                      build_config, err, out, out_opt)
 
 
 def _summary_lines(s: Any) -> list[str]:
@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
         rounds: Optional[int] = RoundsOpt,
         threshold: Optional[float] = ThresholdOpt,
         seed: Optional[int] = SeedOpt,
+        seeds: Optional[int] = SeedsOpt,
+        draft: Optional[bool] = DraftOpt,
         sets: Optional[list[str]] = SetOpt,
     ) -> None:
         """Run the refine loop over every prompt of SOURCE; resumable (rerun the same command), shardable."""
@@ -59,7 +61,8 @@ def register(app: typer.Typer) -> None:
         from ..progress import BatchProgress
         from ..sources import load_source
 
-        cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
+        cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, seeds=seeds,
+                       draft=draft, out_dir=out_dir)
         ensure_dir(cfg.out)
         src = load_source(source, from_file=from_file, column=column, caption=caption, skip_bad=skip_bad)
         for msg in src.skipped[:20]:

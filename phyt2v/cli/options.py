@@ -22,6 +22,10 @@ SetOpt = typer.Option(None, "--set", help="override a config key, e.g. --set gen
 RoundsOpt = typer.Option(None, "--rounds", "-r", min=1, help="maximum rounds per prompt (default 4)")
 ThresholdOpt = typer.Option(None, "--threshold", min=0.0, max=1.0, help="stop when the score reaches this")
 SeedOpt = typer.Option(None, "--seed", help="video seed, the same in every round")
+SeedsOpt = typer.Option(None, "--seeds", min=1, max=32, help="best-of-N: N videos per round (seeds seed.."
+                        "seed+N-1), all scored, the best carried on (loop.seeds; N x the generation cost)")
+DraftOpt = typer.Option(None, "--draft/--no-draft", help="render refinement rounds cheaper, then the best prompt at "
+                        "full settings (loop.draft.enabled; settings under loop.draft)")
 FreshOpt = typer.Option(False, "--fresh", help="start again instead of resuming (old run is kept aside)")
 
 
@@ -46,7 +50,8 @@ def _cuda_available() -> bool:
 
 def build_config(preset: str | None, config: Path | None, sets: list[str] | None, *,
                  rounds: int | None = None, threshold: float | None = None, seed: int | None = None,
-                 out_dir: Path | None = None, command: str = "refine"):
+                 seeds: int | None = None, draft: bool | None = None, out_dir: Path | None = None,
+                 command: str = "refine"):
     """The validated Config from the shared options (the preset, then the file, then --set, then flags)."""
     from pydantic import ValidationError
 
@@ -68,6 +73,10 @@ def build_config(preset: str | None, config: Path | None, sets: list[str] | None
         data["loop"]["threshold"] = threshold
     if seed is not None:
         data["loop"]["seed"] = seed
+    if seeds is not None:
+        data["loop"]["seeds"] = seeds
+    if draft is not None:
+        data["loop"]["draft"]["enabled"] = draft
     if out_dir is not None:
         data["out"] = str(out_dir)
     try:

@@ -9,8 +9,8 @@ import typer
 
 from ..errors import Phyt2vError
 from ..paths import ensure_dir
-from .options import (ConfigOpt, FreshOpt, PresetOpt, RoundsOpt, SeedOpt, SetOpt, ThresholdOpt, build_config,
-                      err, json_opt, out, out_opt)
+from .options import (ConfigOpt, DraftOpt, FreshOpt, PresetOpt, RoundsOpt, SeedOpt, SeedsOpt, SetOpt, ThresholdOpt,
+                      build_config, err, json_opt, out, out_opt)
 
 
 def refine(
@@ -20,6 +20,8 @@ def refine(
     rounds: Optional[int] = RoundsOpt,
     threshold: Optional[float] = ThresholdOpt,
     seed: Optional[int] = SeedOpt,
+    seeds: Optional[int] = SeedsOpt,
+    draft: Optional[bool] = DraftOpt,
     out_dir: Optional[Path] = out_opt("runs folder (default ./runs)"),
     sets: Optional[list[str]] = SetOpt,
     fresh: bool = FreshOpt,
@@ -29,7 +31,8 @@ def refine(
     from ..loop import Refiner
     from ..progress import RefineProgress, rounds_table
 
-    cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, out_dir=out_dir)
+    cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, seeds=seeds,
+                       draft=draft, out_dir=out_dir)
     ensure_dir(cfg.out)
     if cfg.generator.model.startswith("tiny"):
         err.print("[yellow]smoke preset: tiny random-weight models, the videos are noise and the scores "
@@ -49,6 +52,10 @@ def refine(
     best = result.best
     if best is not None:
         out.print(f"best round: {best.index} (score {best.scores.score:.3f}), stop: {result.stop_reason}")
+        f = result.final
+        if f is not None and f.scores is not None:
+            out.print(f"draft rounds; final render of round {f.round} at full settings: SA {f.scores.sa:.3f} "
+                      f"PC {f.scores.pc:.3f} score {f.scores.score:.3f}")
         out.print(f"best video: {result.best_video}", soft_wrap=True, highlight=False)
     out.print(f"run folder: {result.run_dir}", soft_wrap=True, highlight=False)
 
