@@ -162,6 +162,8 @@ class LoopConfig(_Strict):
     draft: DraftConfig = Field(default_factory=DraftConfig)
     enhancer: Literal["none", "phygdpo"] = Field("none", description="phygdpo: PhyGDPO's CoT extension writes "
                                                                      "the round-1 prompt")
+    min_physics: float | None = Field(None, ge=0.0, le=1.0, description="skip a prompt whose PhyGDPO "
+                                      "physics-richness score is below this (0.6: its 'physical' label)")
     allow_long_prompt: bool = Field(False, description="accept a user prompt over the generator's token "
                                                        "budget (it is cut by the text encoder) with a warning")
 
