@@ -68,7 +68,8 @@ def test_a_good_reply_is_one_call_and_the_prompt_names_every_stage():
 
 
 def test_fenced_json_with_prose_around_it_is_read():
-    llm = ScriptedLLM([f"Here is my analysis:\n```json\n{reply(physics_score=0.4)}\n```\nHope it helps."])
+    # the braces in the prose make the outermost {...} slice invalid: only the fence gives the object
+    llm = ScriptedLLM([f"I weighed {{gravity, bounce}} first.\n```json\n{reply(physics_score=0.4)}\n```\nDone."])
     res = run(llm)
     assert res.physics_score == 0.4 and not res.physical and len(llm.calls) == 1
 
@@ -181,17 +182,19 @@ def test_cli_bad_method_is_exit_2_naming_the_choices():
 
 
 def test_cli_phygdpo_prints_the_extended_prompt_score_and_label():
-    with FaultyServer([ok(reply(physics_score=0.59)), ok(reply(physics_score=0.6))]) as srv:
-        p = cli("--method", "phygdpo", "--set", f"llm.base_url={srv.base_url}")
-        q = cli("--method", "phygdpo", "--set", f"llm.base_url={srv.base_url}", "--json")
-        assert srv.count == 2
-    assert p.returncode == 0, p.stderr
-    assert "physics score: 0.59 (not physical; physical at >= 0.60)" in p.stdout
-    assert EXTENDED in " ".join(p.stdout.split())
-    assert q.returncode == 0, q.stderr
-    data = json.loads(q.stdout)
-    assert data["physical"] is True and data["physics_score"] == 0.6 and data["method"] == "phygdpo"
-    assert {k: data[k] for k in PhysicsCoT.model_fields} == cot(physics_score=0.6)
+    replies = [ok(reply(physics_score=0.59)), ok(reply(physics_score=0.6)), ok(reply(physics_score=0.59))]
+    with FaultyServer(replies) as srv:
+        runs = [cli("--method", "phygdpo", "--set", f"llm.base_url={srv.base_url}", *extra)
+                for extra in ([], [], ["--json"])]
+        assert srv.count == 3
+    assert all(p.returncode == 0 for p in runs), [p.stderr for p in runs]
+    low, high, as_json = runs
+    assert "physics score: 0.59 (not physical; physical at >= 0.60)" in low.stdout
+    assert "physics score: 0.60 (physical; physical at >= 0.60)" in high.stdout
+    assert EXTENDED in " ".join(low.stdout.split())
+    data = json.loads(as_json.stdout)
+    assert data["physical"] is False and data["physics_score"] == 0.59 and data["method"] == "phygdpo"
+    assert {k: data[k] for k in PhysicsCoT.model_fields} == cot(physics_score=0.59)
 
 
 def test_cli_phygdpo_with_the_embedded_smollm2():
