@@ -69,9 +69,9 @@ class PhysicsCoT(BaseModel):
                                  "more entities in contact with several forces and outcomes, 0.6-0.9 for a clear force "
                                  "and outcome, below 0.6 when physics is weak or missing, below 0.2 for camera motion, "
                                  "cartoon style or a static scene")
-    extended_prompt: str = Field(min_length=3, max_length=1000, description="the user's prompt kept nearly word for "
-                                 "word, extended with the cause -> effect from the reasoning, as one paragraph of plain "
-                                 "prose; no new objects, no sounds or smells")
+    extended_prompt: str = Field(min_length=3, max_length=1000, description="the user's prompt kept nearly word "
+                                 "for word, extended with the cause -> effect from the reasoning, as one paragraph of "
+                                 "plain prose; no new objects, no sounds or smells")
 
     @property
     def physical(self) -> bool:

@@ -166,7 +166,8 @@ def enhance_prompt(llm: LLM, prompt: str, rules: Rules, *, budget_tokens: int, l
 
 def physics_cot(llm: LLM, prompt: str, *, log: CallLog, retries: int = 2, max_words: int = 100) -> PhysicsCoT:
     """PhyGDPO's CoT prompt extension (see ``enhancers``). An extended prompt over ``max_words`` gets one re-ask
-    with its measured length, then is trimmed (at a sentence end where one is near) with a warning."""
+    with its measured length (a re-ask that fails to parse keeps the first reply), then is trimmed (at a
+    sentence end where one is near) with a warning."""
     values = {"prompt": prompt, "max_words": max_words, "threshold": f"{PHYSICS_THRESHOLD:.2f}"}
     cot = run_step(llm, "phygdpo", PhysicsCoT, values, log=log, retries=retries)
     n = len(cot.extended_prompt.split())
@@ -174,7 +175,10 @@ def physics_cot(llm: LLM, prompt: str, *, log: CallLog, retries: int = 2, max_wo
         return cot
     note = (f"Your last extended prompt was {n} words, over the limit of {max_words} words: "
             f"write it again in at most {max_words} words.")
-    cot = run_step(llm, "phygdpo", PhysicsCoT, values, log=log, retries=retries, note=note)
+    try:
+        cot = run_step(llm, "phygdpo", PhysicsCoT, values, log=log, retries=retries, note=note)
+    except ParseError as e:  # the first reply was usable: keep it and trim it rather than fail
+        logger.warning(f"the shorter phygdpo reply could not be used ({e}); keeping the first one")
     n = len(cot.extended_prompt.split())
     if n <= max_words:
         return cot

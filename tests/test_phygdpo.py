@@ -134,6 +134,15 @@ def test_still_over_after_the_reask_is_trimmed_at_a_sentence_end_with_a_warning(
     assert any("still 122 words" in r.getMessage() and "100" in r.getMessage() for r in caplog.records)
 
 
+def test_a_reask_that_cannot_be_parsed_keeps_and_trims_the_first_reply(caplog):
+    llm = ScriptedLLM([reply(extended_prompt=LONG, physics_score=0.9), "no", "still no", "nope"])
+    with caplog.at_level(logging.WARNING, logger="phyt2v"):
+        res = run(llm)
+    assert len(llm.calls) == 4 and res.physics_score == 0.9
+    assert len(res.extended_prompt.split()) == 100
+    assert any("keeping the first one" in r.getMessage() for r in caplog.records)
+
+
 def test_trim_words_prefers_a_sentence_end_and_falls_back_to_a_word_boundary():
     text = "One two three. " + " ".join(f"w{i}" for i in range(20))
     assert trim_words(text, 10) == "One two three. w0 w1 w2 w3 w4 w5 w6."  # a sentence end at 3 of 10 is too early
