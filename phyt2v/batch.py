@@ -134,6 +134,7 @@ class BatchSummary:
     already_done: int = 0           # finished before this invocation
     finished: int = 0               # finished now
     by_others: int = 0              # done meanwhile by other processes on this folder
+    filtered: int = 0               # of those finished now, skipped by loop.min_physics (stop "not_physical")
     failed: list[dict[str, Any]] = field(default_factory=list)  # result lines of prompts that failed now
     interrupted: bool = False
     merged: bool = False
@@ -152,6 +153,7 @@ class BatchSummary:
             self.by_others += 1
         elif outcome["status"] == "finished":
             self.finished += 1
+            self.filtered += outcome.get("stop_reason") == "not_physical"
         else:
             self.failed.append(outcome)
         return False
@@ -176,6 +178,8 @@ def result_line(item: Any, rec: RunRecord | None, run_dir: Path, batch_dir: Path
             "meta": item.meta, "status": status, "run_id": run_dir.name, "run_dir": rel,
             "best_round": rec.best_round if rec else None, "stop_reason": rec.stop_reason if rec else None,
             "rounds": rounds, "final": final, "error": error,
+            "physics": ({"score": rec.enhancement.physics_score, "physical": rec.enhancement.physical,
+                         "extended_prompt": rec.enhancement.extended_prompt} if rec and rec.enhancement else None),
             "timings": {"wall_s": round(wall_s, 3),
                         "model_calls_s": (rec.timings.get("model_calls_s") if rec else None)},
             "config_hash": config_hash, "shard": [shard.index, shard.count], "finished": stamp()}

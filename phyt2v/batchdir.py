@@ -29,6 +29,9 @@ A result line (``results.jsonl``)::
                       "video": "runs/<run_id>/final/video.mp4", "caption": "..."},
                                   # loop.draft: the best draft round rendered at full settings; what
                                   # metrics, exports and the report use as the prompt's result
+     "physics": null | {"score": 0.72, "physical": true, "extended_prompt": "..."},
+                                  # PhyGDPO's CoT (loop.enhancer: phygdpo or loop.min_physics); a prompt
+                                  # below loop.min_physics is finished with stop_reason "not_physical", no rounds
      "error": null | {"step": "...", "kind": "...", "message": "..."},
      "timings": {"wall_s": 12.3, "model_calls_s": 11.0},
      "config_hash": "...", "shard": [0, 1], "finished": "2026-11-22T10:00:00+00:00"}

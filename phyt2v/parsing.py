@@ -119,7 +119,10 @@ def field_list(model: type[BaseModel]) -> str:
     """The model's fields as lines for a prompt: name (type): description."""
     lines = []
     for name, field in model.model_fields.items():
-        kind = "list of strings" if get_origin(field.annotation) is list else "string"
+        if get_origin(field.annotation) is list:
+            kind = "list of strings"
+        else:
+            kind = "number" if field.annotation in (float, int) else "string"
         lines.append(f'- "{name}" ({kind}): {field.description}')
     return "\n".join(lines)
 

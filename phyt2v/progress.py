@@ -176,7 +176,9 @@ class BatchProgress:
             head = f"[{self.done}/{self.total}] {line['id']}"
             if line["status"] == "finished":
                 first, best = round_of(line, "first"), round_of(line, "best")
-                if best and first:
+                if line.get("stop_reason") == "not_physical":
+                    msg = f"{head} skipped: physics score {line['physics']['score']:.2f} is under --min-physics"
+                elif best and first:
                     msg = (f"{head} ok: round 1 SA {first['sa']:.3f} PC {first['pc']:.3f} -> best round "
                            f"{best['index']} SA {best['sa']:.3f} PC {best['pc']:.3f} "
                            f"({line['timings']['wall_s']:.0f} s)")

@@ -1,6 +1,6 @@
 """The steps of a run, as tables: what each step does, on which lane, what it records, when it is redone.
 
-A run is ``RUN_STEPS`` once (rules, then the optional enhancer), then rounds of ``round_steps(cfg)`` until a stop
+A run is ``run_steps(cfg)`` once (rules; PhyGDPO's CoT and its physics gate when asked), then rounds of ``round_steps(cfg)`` until a stop
 check fires, then -- with draft rounds -- ``FINAL_STEPS`` on the best round's prompt at full settings.
 
 Resume rule, the same for every step: a step whose name is in its record's ``done`` list is skipped; every
@@ -156,10 +156,42 @@ def _rules(r: "Refiner", run: Run, _: Target) -> None:
                                         retries=r.config.loop.parse_retries)
 
 
-RUN_STEPS = (Step("rules", "llm", _rules),)
+def _physics(r: "Refiner", run: Run, _: Target) -> dict[str, Any]:
+    from .enhancers import phygdpo_enhance
+
+    cot = run.rec.enhancement = phygdpo_enhance(r.backend("llm"), run.rec.prompt, log=run.store.calls,
+                                                retries=r.config.loop.parse_retries)
+    return {"physics_score": cot.physics_score, "physical": cot.physical}
 
 
-def first_prompt(run: Run) -> str:
+def _needs_physics(cfg: Any) -> bool:
+    return cfg.enhancer == "phygdpo" or cfg.min_physics is not None
+
+
+def _physics_gate(r: "Refiner", run: Run, _: Any) -> str | None:
+    m, cot = r.config.loop.min_physics, run.rec.enhancement
+    return "not_physical" if m is not None and cot is not None and cot.physics_score < m else None
+
+
+RULES = Step("rules", "llm", _rules)
+PHYSICS = Step("physics", "llm", _physics)  # PhyGDPO's CoT: element parsing .. physics score, extended prompt
+PHYSICS_GATE = Check("min physics", _physics_gate)
+
+
+def run_steps(cfg: Any) -> tuple[Step | Check, ...]:
+    return (RULES, PHYSICS, PHYSICS_GATE) if _needs_physics(cfg) else (RULES,)
+
+
+def run_done(rec: RunRecord) -> set[str]:
+    """Run-level steps on disk (the record's own fields say it: records predate a run-level done list)."""
+    return {name for name, v in (("rules", rec.rules), ("physics", rec.enhancement)) if v is not None}
+
+
+def first_prompt(r: "Refiner", run: Run) -> str:
+    """Round 1's prompt: the user's, or PhyGDPO's extended prompt with ``loop.enhancer: phygdpo``."""
+    cot = run.rec.enhancement
+    if r.config.loop.enhancer == "phygdpo" and cot is not None:
+        return " ".join(cot.extended_prompt.split())
     return run.rec.prompt
 
 
@@ -173,7 +205,7 @@ def _generate(r: "Refiner", run: Run, rnd: RoundRecord) -> None:
     cfg, gen, k = r.config.loop, r.backend("generator"), rnd.index
     rnd.prompt_tokens = gen.count_tokens(rnd.prompt)
     rnd.over_budget = rnd.prompt_tokens > run.budget
-    if rnd.over_budget and k > 1:
+    if rnd.over_budget and rnd.prompt != run.rec.prompt:  # the user's own prompt was checked before round 1
         r._warn(f"round {k} prompt is {rnd.prompt_tokens} tokens, over the {run.budget}-token budget: the text "
                 "encoder will cut it", k)
     rnd.draft = cfg.draft.enabled
@@ -295,10 +327,14 @@ def final_target(r: "Refiner", run: Run) -> FinalRender:
 def drive(r: "Refiner", run: Run) -> None:
     """Run (or resume) every step of ``run`` until a stop rule fires."""
     rec, cfg = run.rec, r.config.loop
-    for step in RUN_STEPS:
-        if step.name not in run_done(rec):
+    for step in run_steps(cfg):
+        if isinstance(step, Check):
+            if reason := step.rule(r, run, None):
+                del rec.rounds[:]
+                return finish(r, run, reason)
+        elif step.name not in run_done(rec):
             r.execute(step, run, None)
-    current = first_prompt(run)
+    current = first_prompt(r, run)
     for k in range(1, cfg.max_rounds + 1):
         rnd = open_round(r, run, k, current)
         for step in round_steps(cfg):
@@ -313,11 +349,6 @@ def drive(r: "Refiner", run: Run) -> None:
                     r.on_round(rnd)
         current = rnd.refined_prompt
     finish(r, run, "max_rounds")
-
-
-def run_done(rec: RunRecord) -> set[str]:
-    """Run-level steps on disk (the record's own fields say it: records predate a run-level done list)."""
-    return {"rules"} if rec.rules is not None else set()
 
 
 def open_round(r: "Refiner", run: Run, k: int, prompt: str) -> RoundRecord:

@@ -47,6 +47,37 @@ class Refinement(BaseModel):
                                     "their physically correct motion explicitly, fixing the mismatches")
 
 
+PHYSICS_THRESHOLD = 0.60  # PhyGDPO's PhyAugPipe: a prompt is "physical" when its physics-richness score reaches this
+
+
+class PhysicsCoT(BaseModel):
+    """PhyGDPO's chain-of-thought prompt extension (its PhyAugPipe, Algorithm 1), one stage per field in order:
+    element parsing, vision checking, physics reasoning, physics-richness score, extended prompt."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    elements: list[Item] = Field(max_length=12, description="element parsing: the physical entities (with their "
+                                 "material in brackets), the actions, the forces and the outcomes the prompt implies, "
+                                 "each a short phrase")
+    vision_check: str = Field(max_length=800, description="vision checking: which of these elements a camera would "
+                              "actually show; name any to drop (invisible, implied only) and any cue that makes the "
+                              "scene less physical: camera motion as the main action, a cartoon or game style, a "
+                              "static aftermath with no motion")
+    physics_reasoning: str = Field(max_length=800, description="physics reasoning: one or two sentences on how the "
+                                   "visible entities interact through forces and what results (cause -> effect)")
+    physics_score: float = Field(ge=0.0, le=1.0, description="physics richness, a number from 0 to 1: 0.9+ for two or "
+                                 "more entities in contact with several forces and outcomes, 0.6-0.9 for a clear force "
+                                 "and outcome, below 0.6 when physics is weak or missing, below 0.2 for camera motion, "
+                                 "cartoon style or a static scene")
+    extended_prompt: str = Field(min_length=3, max_length=1000, description="the user's prompt kept nearly word "
+                                 "for word, extended with the cause -> effect from the reasoning, as one paragraph of "
+                                 "plain prose; no new objects, no sounds or smells")
+
+    @property
+    def physical(self) -> bool:
+        return self.physics_score >= PHYSICS_THRESHOLD
+
+
 # ---------------------------------------------------------------- run record
 
 class StepError(BaseModel):
@@ -136,6 +167,8 @@ class RunRecord(BaseModel):
     rules: Rules | None = None
     rounds: list[RoundRecord] = Field(default_factory=list)
     best_round: int | None = None
+    enhancement: PhysicsCoT | None = Field(None, description="PhyGDPO's CoT (loop.enhancer: phygdpo or "
+                                           "loop.min_physics): physics score and the round-1 prompt")
     final: FinalRender | None = Field(None, description="loop.draft: the full-settings render of the best round")
     stop_reason: str | None = None
     error: StepError | None = None

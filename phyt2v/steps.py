@@ -15,6 +15,7 @@ never retried as parse errors.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from functools import lru_cache
@@ -28,9 +29,10 @@ from .parsing import ReplyError, field_list, parse_reply
 from .record import CallLog
 from .resources import prompts_dir
 from .roles import LLM, Message
-from .schemas import Mismatch, Refinement, RoundRecord, Rules
+from .schemas import PHYSICS_THRESHOLD, Mismatch, PhysicsCoT, Refinement, RoundRecord, Rules
 
 M = TypeVar("M", bound=BaseModel)
+logger = logging.getLogger("phyt2v.steps")
 
 _SECTION = re.compile(r"^<!--\s*(system|user)\s*-->\s*$", re.M)
 _VAR = re.compile(r"\{\{(\w+)\}\}")
@@ -160,6 +162,42 @@ def enhance_prompt(llm: LLM, prompt: str, rules: Rules, *, budget_tokens: int, l
     values = {"prompt": prompt, "objects": ", ".join(rules.objects) or "(none)", "rules": _bullets(rules.rules),
               "expected_outcome": rules.expected_outcome, **budget_values(budget_tokens, tokens_per_word)}
     return run_step(llm, "enhance", Refinement, values, log=log, retries=retries, note=note)
+
+
+def physics_cot(llm: LLM, prompt: str, *, log: CallLog, retries: int = 2, max_words: int = 100) -> PhysicsCoT:
+    """PhyGDPO's CoT prompt extension (see ``enhancers``). An extended prompt over ``max_words`` gets one re-ask
+    with its measured length (a re-ask that fails to parse keeps the first reply), then is trimmed (at a
+    sentence end where one is near) with a warning."""
+    values = {"prompt": prompt, "max_words": max_words, "threshold": f"{PHYSICS_THRESHOLD:.2f}"}
+    cot = run_step(llm, "phygdpo", PhysicsCoT, values, log=log, retries=retries)
+    n = len(cot.extended_prompt.split())
+    if n <= max_words:
+        return cot
+    note = (f"Your last extended prompt was {n} words, over the limit of {max_words} words: "
+            f"write it again in at most {max_words} words.")
+    try:
+        cot = run_step(llm, "phygdpo", PhysicsCoT, values, log=log, retries=retries, note=note)
+    except ParseError as e:  # the first reply was usable: keep it and trim it rather than fail
+        logger.warning(f"the shorter phygdpo reply could not be used ({e}); keeping the first one")
+    n = len(cot.extended_prompt.split())
+    if n <= max_words:
+        return cot
+    logger.warning(f"the extended prompt is still {n} words after a re-ask, over the {max_words}-word limit: "
+                   f"cut to {max_words} words or fewer")
+    return cot.model_copy(update={"extended_prompt": trim_words(cot.extended_prompt, max_words)})
+
+
+def trim_words(text: str, max_words: int) -> str:
+    """``text`` cut to at most ``max_words`` words: at the last sentence end within them when that keeps at least
+    half of them, else at a word boundary, ended with a period."""
+    words = text.split()
+    if len(words) <= max_words:
+        return " ".join(words)
+    head = words[:max_words]
+    ends = [i for i, w in enumerate(head) if w.rstrip("\"')").endswith((".", "!", "?"))]
+    if ends and ends[-1] + 1 >= max_words // 2:
+        return " ".join(head[:ends[-1] + 1])
+    return " ".join(head).rstrip(",;:-") + "."
 
 
 def estimate_tokens(text: str) -> int:

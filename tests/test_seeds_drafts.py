@@ -180,3 +180,57 @@ def test_records_without_the_new_fields_still_load(tmp_path):
 
 class _Item:
     id, index, prompt, meta = "0000-x", 0, PROMPT, {}
+
+
+# ---------------------------------------------------------------- PhyGDPO's CoT in the loop and the batch
+
+def cot_llm(scores: dict[str, float]):
+    """physics_llm plus PhyGDPO's CoT step: the score per user prompt (by a word in it)."""
+    base = physics_llm()
+
+    def answer(messages):
+        text = " ".join(m["content"] for m in messages)
+        if "physics_score" in text:
+            score = next(v for k, v in scores.items() if k in text)
+            return json.dumps({"elements": ["ball", "floor"], "vision_check": "both visible",
+                               "physics_reasoning": "gravity accelerates the ball; it bounces",
+                               "physics_score": score,
+                               "extended_prompt": f"EXTENDED {score}: the ball accelerates down and bounces lower."})
+        return base.script(messages)
+
+    from doubles import ScriptedLLM
+    return ScriptedLLM(answer)
+
+
+def test_enhancer_writes_round_one_prompt(tmp_path):
+    cfg = load_config(loop={"max_rounds": 1, "enhancer": "phygdpo"}, out=str(tmp_path))
+    gen = FakeGenerator()
+    ref = Refiner(cfg, llm=cot_llm({"rubber": 0.8}), generator=gen, captioner=FakeCaptioner(), scorer=SeedScorer())
+    res = ref.refine(PROMPT)
+    assert res.record.enhancement.physics_score == 0.8
+    assert res.rounds[0].prompt.startswith("EXTENDED 0.8") and gen.calls[0] == res.rounds[0].prompt
+    # resumed: the CoT is on disk, not asked again
+    llm2 = cot_llm({"rubber": 0.1})
+    again = Refiner(cfg, llm=llm2, generator=FakeGenerator(), captioner=FakeCaptioner(),
+                    scorer=SeedScorer()).refine(PROMPT)
+    assert again.record.enhancement.physics_score == 0.8 and llm2.calls == []
+
+
+def test_min_physics_skips_prompts_under_it_in_a_batch(tmp_path):
+    from phyt2v.batch import Batch
+    from phyt2v.sources import load_source
+
+    src = tmp_path / "p.txt"
+    src.write_text("a rubber ball bounces\na calm empty room\n")
+    cfg = load_config(loop={"max_rounds": 1, "min_physics": 0.6})
+    gen = FakeGenerator()
+    ref = Refiner(cfg, llm=cot_llm({"rubber": 0.6, "calm": 0.59}), generator=gen, captioner=FakeCaptioner(),
+                  scorer=SeedScorer())
+    b = Batch(load_source(str(src)), cfg, out=tmp_path / "out", refiner=ref)
+    summary = b.run()
+    assert summary.finished == 2 and summary.filtered == 1 and summary.merged
+    lines = [json.loads(x) for x in (b.dir / "results.jsonl").read_text().splitlines()]
+    kept, skipped = lines
+    assert kept["physics"]["score"] == 0.6 and kept["rounds"] and kept["rounds"][0]["prompt"] == "a rubber ball bounces"
+    assert skipped["stop_reason"] == "not_physical" and skipped["rounds"] == [] and skipped["physics"]["physical"] is False
+    assert gen.calls == ["a rubber ball bounces"]  # enhancer none: the gate only, the user's prompt is rendered

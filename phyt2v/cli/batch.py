@@ -20,6 +20,8 @@ from .options import (ConfigOpt, DraftOpt, PresetOpt, RoundsOpt, SeedOpt, SeedsO
 def _summary_lines(s: Any) -> list[str]:
     lines = [f"{s.mine} prompt(s) in this {'shard' if s.mine != s.total else 'batch'}: "
              f"{s.already_done} already done, {s.finished} finished now, {len(s.failed)} failed"
+             + (f", {s.by_others} done by other processes" if s.by_others else "")
+             + (f"; {s.filtered} skipped by --min-physics" if s.filtered else "")
              + (" (interrupted)" if s.interrupted else "") + f"; {s.wall_s:.1f} s"]
     for line in s.failed[:5]:
         e = line.get("error") or {}
@@ -43,6 +45,9 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="only the first N prompts"),
         shard: Optional[str] = typer.Option(None, "--shard", help="run shard i of n (i/n, from 0); under "
                                             "accelerate launch / torchrun the process rank is used"),
+        min_physics: Optional[float] = typer.Option(None, "--min-physics", min=0.0, max=1.0, help="run the loop "
+                                                    "only on prompts whose PhyGDPO physics-richness score is at "
+                                                    "least this (0.6: its 'physical' label; loop.min_physics)"),
         concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, help="prompts in flight: "
                                                   "their GPU steps run one at a time while others wait on the LLM "
                                                   "(default: 4 with a remote LLM, 1 with a local one)"),
@@ -61,6 +66,8 @@ def register(app: typer.Typer) -> None:
         from ..progress import BatchProgress
         from ..sources import load_source
 
+        if min_physics is not None:
+            sets = [*(sets or []), f"loop.min_physics={min_physics}"]
         cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, seeds=seeds,
                        draft=draft, out_dir=out_dir)
         ensure_dir(cfg.out)

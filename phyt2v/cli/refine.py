@@ -79,14 +79,21 @@ def enhance(
     preset: Optional[str] = PresetOpt,
     config: Optional[Path] = ConfigOpt,
     sets: Optional[list[str]] = SetOpt,
-    as_json: bool = json_opt("print rules and prompt as JSON"),
+    method: str = typer.Option("phyt2v", "--method", "-m", help="phyt2v (rules + step-back rewrite) | phygdpo "
+                               "(PhyGDPO's CoT extension with a physics-richness score)"),
+    as_json: bool = json_opt("print every stage as JSON"),
 ) -> None:
-    """Step 1 (physical rules) + one step-back rewrite, no video: for closed video models."""
+    """A physics-aware rewrite of PROMPT, no video: for closed video models. --method phyt2v: Step 1 (physical
+    rules) + one step-back rewrite; --method phygdpo: PhyGDPO's CoT extension and physics-richness score."""
     import json
 
+    from ..enhancers import check_method
     from ..loop import Refiner
 
+    check_method(method)
     cfg = build_config(preset, config, sets, command="enhance")
+    if method == "phygdpo":
+        return _enhance_phygdpo(Refiner(cfg), prompt, as_json)
     with err.status("asking the LLM for the physical rules and a step-back rewrite ..."):
         res = Refiner(cfg).enhance(prompt)
     if as_json:
@@ -101,6 +108,32 @@ def enhance(
     out.print(f"[bold]principle:[/bold] {res.refinement.principle}")
     out.print("[bold]enhanced prompt:[/bold]")
     out.print(res.refinement.prompt, markup=False)
+
+
+def _enhance_phygdpo(refiner: Any, prompt: str, as_json: bool) -> None:
+    import json
+
+    from ..enhancers import phygdpo_enhance
+    from ..loop import validate_prompt
+    from ..record import CallLog
+    from ..schemas import PHYSICS_THRESHOLD
+
+    prompt = validate_prompt(prompt)  # before the LLM loads
+    llm = refiner.backend("llm")
+    with err.status("asking the LLM for PhyGDPO's chain of thought and an extended prompt ..."):
+        cot = phygdpo_enhance(llm, prompt, log=CallLog(None), retries=refiner.config.loop.parse_retries)
+    label = "physical" if cot.physical else "not physical"
+    if as_json:
+        print(json.dumps({"prompt": prompt, "method": "phygdpo", **cot.model_dump(), "physical": cot.physical,
+                          "threshold": PHYSICS_THRESHOLD}, indent=2, ensure_ascii=False))
+        return
+    out.print("[bold]elements:[/bold] " + "; ".join(cot.elements), highlight=False)
+    out.print(f"[bold]vision check:[/bold] {cot.vision_check}", highlight=False)
+    out.print(f"[bold]physics reasoning:[/bold] {cot.physics_reasoning}", highlight=False)
+    out.print(f"[bold]physics score:[/bold] {cot.physics_score:.2f} ({label}; physical at >= "
+              f"{PHYSICS_THRESHOLD:.2f})", highlight=False)
+    out.print("[bold]extended prompt:[/bold]")
+    out.print(cot.extended_prompt, markup=False)
 
 
 def register(app: typer.Typer) -> None:
