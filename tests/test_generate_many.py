@@ -212,3 +212,16 @@ def test_out_of_memory_at_one_video_re_raises(tmp_path):
     with pytest.raises(torch.OutOfMemoryError):
         g.generate_many(PROMPT, seeds=[1, 2, 3], out_paths=[tmp_path / f"v{s}.mp4" for s in (1, 2, 3)])
     assert g.pipe.sizes == [3, 2, 1]
+
+
+def test_mag_cache_follows_the_draft_steps(tmp_path):
+    """MagCache is set up for a number of steps: a steps override re-applies it for the call's steps."""
+    from phyt2v.config import CacheConfig
+
+    g = make("tiny-wan", cache=CacheConfig(kind="mag", params={"mag_ratios": [1.0, 1.0]}))
+    tr = g.pipe.transformer
+    assert tr._cache_config.num_inference_steps == 2
+    seen = []
+    g.generate(PROMPT, seed=0, out_path=tmp_path / "d.mp4", overrides={"steps": 3},
+               on_step=lambda i, n: seen.append(tr._cache_config.num_inference_steps))
+    assert seen == [3, 3, 3] and tr._cache_config.num_inference_steps == 2
