@@ -19,7 +19,8 @@ from ..devices import dtype_kwargs, resolve_device, resolve_dtype
 from ..devices import resolve_model as _resolve
 from ..errors import BackendError, ConfigError, InputError, first_line
 from ..roles import GeneratedVideo, StepCallback
-from . import knobs
+from . import chunks, knobs
+from . import overrides as overrides_mod
 from .families import FAMILY_OPTIONS_KEYS, Family, Settings, for_class, signature_defaults
 from .model_index import read_index
 
@@ -51,16 +52,21 @@ def check_family_options(cfg: GeneratorConfig, family: Family) -> None:
                               f"{takes}); remove generator.{key}")
 
 
+def check_sides(sides: dict[str, int | None], family: Family, spatial: int, model: str, *,
+                prefix: str = "generator.", error: type[Exception] = ConfigError) -> None:
+    """Sides multiples of ``spatial``, named (``prefix`` + key) with the nearest valid values."""
+    for key, val in sides.items():
+        if val and val % spatial:
+            lo = max(spatial, val // spatial * spatial)
+            raise error(f"{prefix}{key} {val} must be a multiple of {spatial} for {model} ({family.name}: "
+                        f"VAE x patch size), e.g. {lo} or {lo + spatial}.")
+
+
 def check_shape(cfg: GeneratorConfig, family: Family, rules: tuple[int, int], defaults: dict[str, Any],
                 model: str) -> None:
     """Frames t*k+1 and sides multiples of s, named with the nearest valid values."""
     temporal, spatial = rules
-    for key in ("height", "width"):
-        val = getattr(cfg, key) or defaults.get(key)
-        if val and val % spatial:
-            lo = max(spatial, val // spatial * spatial)
-            raise ConfigError(f"generator.{key} {val} must be a multiple of {spatial} for {model} ({family.name}: "
-                              f"VAE x patch size), e.g. {lo} or {lo + spatial}.")
+    check_sides({k: getattr(cfg, k) or defaults.get(k) for k in ("height", "width")}, family, spatial, model)
     n = cfg.num_frames or defaults.get("num_frames")
     if n and (n - 1) % temporal:
         lo = max(1, (n - 1) // temporal * temporal + 1)
@@ -73,6 +79,7 @@ class DiffusersGenerator:
 
     backend = "diffusers"
     default_tiny = "cogvideox"
+    supports_many = True  # generate_many renders several seeds per pipeline call
 
     def __init__(self, model: str = "THUDM/CogVideoX-5b", *, pipeline: Any = None,
                  negative_prompt: str | None = None, vram_margin_gb: float = 6.0, **settings: Any):
@@ -226,22 +233,52 @@ class DiffusersGenerator:
             active["loras"] = [str(x) for x in self.loras]
         return active
 
-    def generate(self, prompt: str, *, seed: int, out_path: Path,
-                 on_step: StepCallback | None = None) -> GeneratedVideo:
-        import torch
+    def generate(self, prompt: str, *, seed: int, out_path: Path, on_step: StepCallback | None = None,
+                 overrides: dict[str, Any] | None = None) -> GeneratedVideo:
+        """One video. ``overrides`` (draft rounds): ``steps``, ``height``, ``width``, ``cache`` for this call
+        only (see overrides.py); None renders with the configured settings."""
+        return self.generate_many(prompt, seeds=[seed], out_paths=[out_path], on_step=on_step,
+                                  overrides=overrides)[0]
 
-        from ..video_io import write_video
-
+    def generate_many(self, prompt: str, *, seeds: list[int], out_paths: list[Path],
+                      on_step: StepCallback | None = None, overrides: dict[str, Any] | None = None,
+                      batch_size: int = 0) -> list[GeneratedVideo]:
+        """One video per seed, ``batch_size`` seeds per pipeline call (0: all in one call, a torch.Generator
+        per seed); a call that runs out of CUDA memory is retried in halves. ``on_step(i, total)`` runs once
+        per step of each call."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("generator: empty prompt; pass the text to turn into a video")
+        seeds, paths = chunks.check_seeds(seeds, out_paths, batch_size)
+        call = overrides_mod.plan(self, overrides)
         counts = self.token_counts(prompt)
         tokens = self.count_tokens(prompt)
         truncated = any(counts[e.name] > e.limit for e in self.encoders)
         if tokens > self.max_prompt_tokens:
             log.info("prompt has %d tokens, over the budget of %d%s", tokens, self.max_prompt_tokens,
                      ": the text encoder cuts the rest" if truncated else "")
-        kw = self.family.call_kwargs(self.pipe, self.settings, self.sig)
-        total = self.steps
+        kw = self.family.call_kwargs(self.pipe, call.settings, self.sig)
+        # Every supported family's prepare_latents (diffusers 0.42: CogVideoX, Wan, LTX, HunyuanVideo, HunyuanVideo
+        # 1.5, Mochi) takes a list of generators, one per video of the batch; the batch is num_videos_per_prompt
+        # copies of the prompt, or the prompt repeated where __call__ ignores num_videos_per_prompt (CogVideoX).
+        # A generic pipeline without num_videos_per_prompt gets one call per seed.
+        size = batch_size if "num_videos_per_prompt" in self.sig else 1
+        with overrides_mod.cache_for_call(self, call) as cache:
+            used = {**self._active_knobs(), "cache": cache}
+            used = {k: v for k, v in used.items() if v not in (None, False)}
+
+            def render(idx: list[int]) -> list[GeneratedVideo]:
+                videos = self._call(prompt, [seeds[i] for i in idx], kw, call.settings.steps, on_step)
+                return [self._write(frames, paths[i], seeds[i], tokens, truncated, counts, call.settings.steps,
+                                    used) for frames, i in zip(videos, idx)]
+
+            return chunks.in_chunks(len(seeds), size, render)
+
+    def _call(self, prompt: str, seeds: list[int], kw: dict[str, Any], total: int,
+              on_step: StepCallback | None) -> list[Any]:
+        """One pipeline call for ``seeds``: their frames (one array per video)."""
+        import torch
+
+        kw = dict(kw)
         if self.family.step_callback and "callback_on_step_end" in self.sig:
             def _cb(pipe: Any, i: int, t: Any, cb_kw: dict) -> dict:
                 if on_step is not None:
@@ -253,13 +290,24 @@ class DiffusersGenerator:
         for tr in knobs.transformers_of(self.pipe):
             if getattr(tr, "is_cache_enabled", False):
                 tr._reset_stateful_cache()
-        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+        text: str | list[str] = prompt
+        if len(seeds) > 1 and self.family.videos_per_prompt:
+            kw["num_videos_per_prompt"] = len(seeds)
+        elif len(seeds) > 1:
+            text = [prompt] * len(seeds)
         self.pipe.set_progress_bar_config(disable=on_step is not None)  # the caller shows progress
-        out = self.pipe(prompt=prompt, generator=generator, output_type="np", **kw)
-        frames = out.frames[0]
+        out = self.pipe(prompt=text, generator=gens if len(gens) > 1 else gens[0], output_type="np", **kw)
+        return list(out.frames[:len(seeds)])
+
+    def _write(self, frames: Any, out_path: Path, seed: int, tokens: int, truncated: bool,
+               counts: dict[str, int], steps: int, used: dict[str, Any]) -> GeneratedVideo:
+        from ..video_io import write_video
+
         path = write_video(list(frames), Path(out_path), fps=self.fps)
         h, w = frames[0].shape[:2]
         return GeneratedVideo(path=path, num_frames=len(frames), fps=self.fps, width=w, height=h,
                               seed=int(seed), prompt_tokens=tokens, truncated=truncated,
-                              family=self.family.name, steps=self.steps, guidance=self.guidance,
-                              token_counts=counts, knobs=self._active_knobs())
+                              family=self.family.name, steps=steps, guidance=self.guidance,
+                              token_counts=counts, knobs=dict(used))
+

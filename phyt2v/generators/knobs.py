@@ -21,7 +21,9 @@ def transformers_of(pipe: Any) -> list[Any]:
     return [m for m in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None)) if m is not None]
 
 
-def apply_cache(pipe: Any, cache: Any, family: str, steps: int | None) -> dict[str, Any] | None:
+def apply_cache(pipe: Any, cache: Any, family: str, steps: int | None,
+                where: str = "generator.cache") -> dict[str, Any] | None:
+    """Enable ``cache`` (a CacheConfig) on every transformer; errors name ``where`` (the config key)."""
     if cache is None:
         return None
     import diffusers
@@ -35,12 +37,12 @@ def apply_cache(pipe: Any, cache: Any, family: str, steps: int | None) -> dict[s
     cls = getattr(diffusers, CACHE_KINDS[cache.kind])
     for tr in transformers_of(pipe):
         if not isinstance(tr, CacheMixin):
-            raise ConfigError(f"generator.cache '{cache.kind}': the {family} transformer {type(tr).__name__} takes "
-                              "no cache hooks; remove generator.cache")
+            raise ConfigError(f"{where} '{cache.kind}': the {family} transformer {type(tr).__name__} takes "
+                              f"no cache hooks; remove {where}")
         try:
             tr.enable_cache(cls(**params))
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"generator.cache '{cache.kind}' with params {cache.params}: {e}") from None
+            raise ConfigError(f"{where} '{cache.kind}' with params {cache.params}: {e}") from None
     return {"kind": cache.kind, **{k: v for k, v in params.items() if not callable(v)}}
 
 

@@ -72,6 +72,7 @@ class Family:
     options: frozenset[str] = frozenset()
     attention_dispatch = True           # does set_attention_backend reach its attention?
     step_callback = True                # does __call__ take callback_on_step_end?
+    videos_per_prompt = True            # does __call__ honour num_videos_per_prompt (else: a prompt list)?
     tiny: str | None = None             # the tiny model kind (tiny.py) of this family
 
     # -------------------------------------------------- facts read from configs (before or after loading)

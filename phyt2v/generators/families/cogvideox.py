@@ -18,6 +18,7 @@ class CogVideoX(Family):
     fps = 8
     options = frozenset({"dynamic_cfg", "scheduler"})
     attention_dispatch = False
+    videos_per_prompt = False  # diffusers 0.42's __call__ resets num_videos_per_prompt to 1: repeat the prompt
     tiny = "cogvideox"
 
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
