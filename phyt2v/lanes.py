@@ -12,9 +12,11 @@ A job given to the lane it already runs on runs at once (a step that loads a mod
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -23,26 +25,52 @@ _here = threading.local()
 
 
 class Lane:
-    """One worker thread; ``call`` runs a job there and returns its result (or raises its error)."""
+    """One worker thread; ``call`` runs a job there and returns its result (or raises its error).
+
+    Waiting jobs run lowest ``priority`` first (then in arrival order). A pipelined batch gives each run
+    its start order as priority, so the oldest prompt in flight finishes its GPU steps (generate, caption,
+    score) back to back and goes to the LLM while the next one uses the GPU; first-come order would instead
+    interleave the prompts' steps, finish their GPU work together and leave the GPU idle while they all
+    wait on the LLM at once."""
 
     def __init__(self, name: str):
         self.name = name
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"phyt2v-{name}")
-        self._lock = threading.Lock()
         self.spans: list[tuple[float, float]] = []  # (start, end) of each job, perf_counter seconds
+        self._heap: list[tuple[float, int, Callable[[], Any], Future]] = []
+        self._order = itertools.count()
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=f"phyt2v-{name}", daemon=True)
+        self._thread.start()
 
-    def call(self, fn: Callable[[], T]) -> T:
+    def call(self, fn: Callable[[], T], priority: float = 0) -> T:
         if getattr(_here, "lane", None) is self:
             return fn()
-        return self._pool.submit(self._job, fn).result()
+        fut: Future = Future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError(f"the {self.name} lane is closed")
+            heapq.heappush(self._heap, (priority, next(self._order), fn, fut))
+            self._cv.notify()
+        return fut.result()
 
-    def _job(self, fn: Callable[[], T]) -> T:
+    def _serve(self) -> None:
         _here.lane = self
-        t0 = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            with self._lock:
+        while True:
+            with self._cv:
+                while not self._heap and not self._closed:
+                    self._cv.wait()
+                if not self._heap:
+                    return
+                _, _, fn, fut = heapq.heappop(self._heap)
+            if not fut.set_running_or_notify_cancel():
+                continue
+            t0 = time.perf_counter()
+            try:
+                fut.set_result(fn())
+            except BaseException as e:  # noqa: BLE001  (handed to the caller, who re-raises it)
+                fut.set_exception(e)
+            finally:
                 self.spans.append((t0, time.perf_counter()))
 
     @property
@@ -61,7 +89,10 @@ class Lane:
         return busy / (end - start)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+        self._thread.join()
 
 
 @dataclass
@@ -72,9 +103,9 @@ class Lanes:
     llm: Lane | None = None
     owned: list[Lane] = field(default_factory=list)
 
-    def call(self, kind: str, fn: Callable[[], T]) -> T:
+    def call(self, kind: str, fn: Callable[[], T], priority: float = 0) -> T:
         lane = self.gpu if kind == "gpu" else self.llm
-        return fn() if lane is None else lane.call(fn)
+        return fn() if lane is None else lane.call(fn, priority)
 
     def close(self) -> None:
         for lane in self.owned:

@@ -124,6 +124,7 @@ class Refiner:
         self._local = threading.local()
         self._load_lock = threading.RLock()
         self._emit_lock = threading.RLock()
+        self._runs_started = 0
 
     # ------------------------------------------------------------ plumbing
     def backend(self, role: str) -> Any:
@@ -131,7 +132,8 @@ class Refiner:
         GPU worker, never while another model runs there)."""
         if self._backends[role] is None:
             self._current_step = f"load {role}"
-            self.lanes.call("gpu" if role in GPU_ROLES else "llm", lambda: self._load(role))
+            self.lanes.call("gpu" if role in GPU_ROLES else "llm", lambda: self._load(role),
+                            priority=getattr(self._local, "order", 0))
         return self._backends[role]
 
     def _load(self, role: str) -> None:
@@ -280,6 +282,9 @@ class Refiner:
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
         prompt = validate_prompt(prompt)
         self.plan()
+        with self._load_lock:  # runs started earlier go first on a shared lane (lanes.Lane)
+            self._runs_started += 1
+            self._local.order = self._runs_started
         store = RunStore(self.out / run_id if run_id else self.run_dir(prompt))
         with FolderLock(store.dir):  # a second process on this folder gets RunLocked (exit 2)
             return self._refine_locked(prompt, store, fresh)
@@ -318,7 +323,7 @@ class Refiner:
         t_run, calls_base = time.perf_counter(), rec.timings.get("model_calls_s", 0.0)
         with self._sigint_guard():
             try:
-                self._run(Run(rec, store, calls_base=calls_base))
+                self._run(Run(rec, store, calls_base=calls_base, order=self._local.order))
             except KeyboardInterrupt:
                 rec.status = "interrupted"
                 store.save(rec)
@@ -379,7 +384,7 @@ class Refiner:
             self._step_done(run, target, step.name, label, time.perf_counter() - t0, data)
 
         self._current_step = label  # this run's thread names the step too (work may run on a lane's thread)
-        self.lanes.call(step.lane, work)
+        self.lanes.call(step.lane, work, priority=run.order)
 
     def _step_done(self, run: Run, target: Any, name: str, label: str, seconds: float,
                    data: dict[str, Any]) -> None:

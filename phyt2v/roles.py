@@ -68,6 +68,11 @@ class VideoGenerator(Protocol):
     def generate(self, prompt: str, *, seed: int, out_path: Path,
                  on_step: StepCallback | None = None) -> GeneratedVideo: ...
 
+    # Optional (the diffusers backends have both; the loop asks with ``supports_many``):
+    #   generate(..., overrides={"steps", "height", "width", "cache"})  one call's settings (draft rounds)
+    #   generate_many(prompt, *, seeds, out_paths, on_step, overrides, batch_size) -> list[GeneratedVideo]
+    #       several seeds in one pipeline call (best-of-N), halved on CUDA out-of-memory
+
 
 @runtime_checkable
 class Captioner(Protocol):

@@ -37,6 +37,7 @@ class Run:
     store: RunStore
     budget: int = 0
     calls_base: float = 0.0  # model-call seconds of earlier invocations
+    order: int = 0  # when it started, among the runs of this Refiner (its priority on a shared lane)
 
 
 Target = Any  # RoundRecord | FinalRender | None (a run-level step)
@@ -129,7 +130,8 @@ def render(r: "Refiner", run: Run, prompt: str, seeds: list[int], paths: list[Pa
            overrides: dict[str, Any] | None, k: int | None) -> list[Any]:
     """One video per seed: one batched call when the generator can (``supports_many``), else one per seed."""
     gen = r.backend("generator")
-    if overrides and "overrides" not in inspect.signature(gen.generate).parameters:
+    takes = getattr(gen, "supports_many", False) or "overrides" in inspect.signature(gen.generate).parameters
+    if overrides and not takes:  # (a swapped backend's generate is a forwarding wrapper: ask the attribute)
         raise ConfigError(f"loop.draft needs a generator that takes per-call settings; the "
                           f"{getattr(gen, 'backend', type(gen).__name__)} backend does not (use a diffusers "
                           "backend or turn loop.draft off)")

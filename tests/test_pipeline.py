@@ -181,3 +181,24 @@ def test_a_model_that_cannot_load_stops_every_prompt(tmp_path):
         run_batch(tmp_path, "noload", 2, refiner=ref,
                   on_event=lambda kind, data: started.append(data["item"].id) if kind == "prompt_start" else None)
     assert 1 <= len(started) <= 2  # only the prompts in flight started; the queued ones were left untouched
+
+
+def test_a_lane_runs_the_oldest_run_first():
+    """Waiting jobs run by priority (a run's start order), not arrival: the oldest prompt's next GPU step
+    goes before a newer prompt's, so prompts do not move through the GPU in lockstep."""
+    lane = Lane("gpu")
+    gate, ran = threading.Event(), []
+    blocker = threading.Thread(target=lane.call, args=(gate.wait,))
+    blocker.start()
+    time.sleep(0.05)  # the lane is busy: the next jobs wait in its queue
+    threads = []
+    for p in (3, 1, 2):
+        t = threading.Thread(target=lane.call, args=(lambda p=p: ran.append(p), p))
+        t.start()
+        threads.append(t)
+        time.sleep(0.02)  # arrival order 3, 1, 2
+    gate.set()
+    for t in [blocker, *threads]:
+        t.join()
+    lane.close()
+    assert ran == [1, 2, 3]
