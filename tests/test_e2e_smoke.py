@@ -200,3 +200,22 @@ def test_ctrl_c_stops_after_the_current_step_and_resumes(tmp_path):
     assert rec.status == "finished" and rec.rounds[0].done[: len(done_before)] == done_before
     gens = [c for c in calls(run_dir) if c["role"] == "generator"]
     assert [c["output"] for c in gens] == ["round-1/video.mp4", "round-2/video.mp4"]
+
+
+def test_smoke_best_of_n_with_draft_rounds_through_the_cli(tmp_path):
+    """--seeds 2 --draft on the real tiny CogVideoX: both seeds rendered in one batched pipeline call at the
+    draft steps, scored; the best round rendered again at full steps; the report and the record say so."""
+    p = run_cli("refine", PROMPT, "--preset", "smoke", "--out", str(tmp_path), "--seeds", "2", "--draft",
+                "--set", "generator.steps=4")
+    assert p.returncode == 0, p.stderr[-3000:]
+    run_dir, rec = the_run(tmp_path)
+    assert "best of 2 seeds" in p.stderr and "final render of round" in p.stdout
+    for r in rec.rounds:
+        assert r.draft and [c.seed for c in r.candidates] == [42, 43]
+        assert all(c.video_info["steps"] == 1 for c in r.candidates)  # 0.25 x 4 steps
+        assert all(probe(run_dir / c.video).num_frames == 9 for c in r.candidates)
+    gens = [c for c in calls(run_dir) if c["role"] == "generator"]
+    assert [g["inputs"].get("seeds") for g in gens[:2]] == [[42, 43], [42, 43]]  # one call per round
+    assert gens[-1]["inputs"]["seed"] == rec.final.seed and "overrides" not in gens[-1]["inputs"]
+    assert rec.final.video_info["steps"] == 4 and rec.final.scores is not None
+    assert rec.final.prompt == rec.rounds[rec.best_round - 1].prompt
