@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Refiner": "phyt2v.loop", "RefineResult": "phyt2v.loop", "EnhanceResult": "phyt2v.loop",
+    "Refiner": "phyt2v.loop", "RefineResult": "phyt2v.loop", "EnhanceResult": "phyt2v.enhancers",
     "Event": "phyt2v.loop",
     "Batch": "phyt2v.batch", "Shard": "phyt2v.batch", "load_source": "phyt2v.sources",
     "summarize_batch": "phyt2v.metrics", "export": "phyt2v.export", "write_report": "phyt2v.report",

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataclasses import dataclass
+
+from . import steps
 from .record import CallLog
-from .schemas import PhysicsCoT
+from .schemas import PhysicsCoT, Refinement, Rules
 
 METHODS = ("phyt2v", "phygdpo")
 MAX_WORDS = 100  # PhyGDPO's limit on the extended prompt
@@ -51,3 +54,39 @@ def check_method(method: str) -> str:
         raise InputError(f"unknown enhance method '{method}'; choose one of: {', '.join(METHODS)} "
                          f"(e.g. --method phygdpo)")
     return method
+
+
+@dataclass
+class EnhanceResult:
+    prompt: str
+    rules: Rules
+    refinement: Refinement
+    calls: CallLog
+
+
+def phyt2v_enhance(refiner: Any, prompt: str) -> EnhanceResult:
+    """``phyt2v enhance``: Step 1 + one step-back rewrite with the refiner's LLM, no video (for closed video
+    models); the rewrite fits the generator's token budget (one re-ask with the measured length, then a warning)."""
+    from .loop import validate_prompt
+
+    prompt = validate_prompt(prompt)
+    calls = CallLog(None)
+    retries = refiner.config.loop.parse_retries
+    llm = refiner.backend("llm")
+    rules = steps.extract_rules(llm, prompt, log=calls, retries=retries)
+    budget, gen = refiner.token_budget(), refiner._backends["generator"]
+    count = gen.count_tokens if gen is not None else steps.estimate_tokens  # no generator: from words
+    tpw = refiner.tokens_per_word()
+    ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries,
+                               tokens_per_word=tpw)
+    n = count(ref.prompt)
+    if n > budget:  # like refine: one re-ask with the measured length, then a warning
+        note = (f"Your last rewrite was about {n} tokens, over the {budget}-token limit of the video "
+                "model: write a shorter prompt.")
+        ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries,
+                                   note=note, tokens_per_word=tpw)
+        n = count(ref.prompt)
+        if n > budget:
+            refiner._warn(f"the enhanced prompt is about {n} tokens, over the video model's {budget}-token "
+                          "budget: its text encoder will cut the end")
+    return EnhanceResult(prompt=prompt, rules=rules, refinement=ref, calls=calls)

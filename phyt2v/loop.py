@@ -22,16 +22,19 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import lanes as lanes_mod
 from . import memplan, redact, registry, rounds, steps
 from .config import Config, hash_of, load_config
 from .errors import BackendError, InputError, Interrupted, Phyt2vError, first_line
 from .locks import FolderLock
-from .record import CallLog, RunStore, slugify
+from .record import RunStore, slugify
 from .rounds import ROUND_STEPS, Run, best_round, stop_reason  # noqa: F401  (public names of this module)
-from .schemas import FinalRender, Refinement, RoundRecord, RoundScores, Rules, RunRecord, StepError, now
+from .schemas import FinalRender, Refinement, RoundRecord, RoundScores, RunRecord, StepError, now
+
+if TYPE_CHECKING:
+    from .enhancers import EnhanceResult
 
 log = logging.getLogger("phyt2v")
 
@@ -79,14 +82,6 @@ class RefineResult:
     @property
     def stop_reason(self) -> str | None:
         return self.record.stop_reason
-
-
-@dataclass
-class EnhanceResult:
-    prompt: str
-    rules: Rules
-    refinement: Refinement
-    calls: CallLog
 
 
 def validate_prompt(prompt: Any) -> str:
@@ -255,29 +250,11 @@ class Refiner:
             signal.signal(signal.SIGINT, old)
 
     # ------------------------------------------------------------ public API
-    def enhance(self, prompt: str) -> EnhanceResult:
-        """Step 1 + one step-back rewrite, no video (for closed video models)."""
-        prompt = validate_prompt(prompt)
-        calls = CallLog(None)
-        retries = self.config.loop.parse_retries
-        llm = self.backend("llm")
-        rules = steps.extract_rules(llm, prompt, log=calls, retries=retries)
-        budget, gen = self.token_budget(), self._backends["generator"]
-        count = gen.count_tokens if gen is not None else steps.estimate_tokens  # no generator: from words
-        tpw = self.tokens_per_word()
-        ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries,
-                                   tokens_per_word=tpw)
-        n = count(ref.prompt)
-        if n > budget:  # like refine: one re-ask with the measured length, then a warning
-            note = (f"Your last rewrite was about {n} tokens, over the {budget}-token limit of the video "
-                    "model: write a shorter prompt.")
-            ref = steps.enhance_prompt(llm, prompt, rules, budget_tokens=budget, log=calls, retries=retries,
-                                       note=note, tokens_per_word=tpw)
-            n = count(ref.prompt)
-            if n > budget:
-                self._warn(f"the enhanced prompt is about {n} tokens, over the video model's {budget}-token "
-                           "budget: its text encoder will cut the end")
-        return EnhanceResult(prompt=prompt, rules=rules, refinement=ref, calls=calls)
+    def enhance(self, prompt: str) -> "EnhanceResult":
+        """Step 1 + one step-back rewrite, no video (for closed video models): ``enhancers.phyt2v_enhance``."""
+        from .enhancers import phyt2v_enhance
+
+        return phyt2v_enhance(self, prompt)
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
         prompt = validate_prompt(prompt)
