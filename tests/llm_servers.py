@@ -84,14 +84,35 @@ def smollm_server(n_ctx: int = 2048, wait_s: float = 30.0, n_threads: int | None
         gc.collect()
 
 
-class DelayProxy:
+class _Loopback:
+    """A stdlib HTTP server on a free 127.0.0.1 port, serving in a daemon thread inside a ``with`` block."""
+
+    _httpd: ThreadingHTTPServer | None = None
+
+    def _serve(self, handler: type) -> Any:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, f"use {type(self).__name__} inside a with block"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+
+class DelayProxy(_Loopback):
     """``with DelayProxy("http://127.0.0.1:PORT/v1", 0.5) as p: p.base_url``: each request waits ``delay_s``
     (in its own thread, so several wait at once), then is forwarded as is; ``waits`` counts them."""
 
     def __init__(self, upstream: str, delay_s: float):
         self.upstream, self.delay_s, self.waits = upstream.rstrip("/"), delay_s, 0
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     def __enter__(self) -> "DelayProxy":
         owner = self
@@ -125,23 +146,10 @@ class DelayProxy:
                 n = int(self.headers.get("Content-Length") or 0)
                 self._forward(self.rfile.read(n) if n else b"")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "use DelayProxy inside a with block"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        return self._serve(Handler)
 
 
-class StepServer:
+class StepServer(_Loopback):
     """An OpenAI-compatible chat server on 127.0.0.1 that answers each PhyT2V step (rules, mismatch, refine)
     with a valid JSON reply that depends only on the request (its hash), after ``delay_s`` -- a remote API
     whose compute happens elsewhere: only its latency is spent here. Requests wait their delays together."""
@@ -149,7 +157,6 @@ class StepServer:
     def __init__(self, delay_s: float = 0.0):
         self.delay_s, self.count = delay_s, 0
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     @staticmethod
     def answer(messages: list[dict[str, Any]]) -> str:
@@ -191,20 +198,7 @@ class StepServer:
                 self.end_headers()
                 self.wfile.write(blob)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def base_url(self) -> str:
-        assert self._httpd is not None, "use StepServer inside a with block"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        return self._serve(Handler)
 
 
 # ---------------------------------------------------------------- fault injection

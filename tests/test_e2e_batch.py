@@ -52,6 +52,32 @@ def model_calls(batch: Path) -> int:
     return sum(len(p.read_text().splitlines()) for p in batch.glob("runs/*/calls.jsonl"))
 
 
+def kill_when_captioned(cmd: list[str], out: Path, runs_glob: str, what: str) -> None:
+    """Start the batch, SIGKILL it as soon as a run matching ``runs_glob`` has captioned its round 1."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **ENV})
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            batch = next((p for p in out.iterdir() if batchdir.is_batch_dir(p)), None)
+            recs = []
+            for f in sorted(batch.glob(runs_glob)) if batch else []:
+                try:
+                    recs.append(json.loads(f.read_text()))
+                except ValueError:  # caught mid-replace: look again
+                    pass
+            if any(r["rounds"] and "caption" in r["rounds"][0]["done"] for r in recs):
+                break
+            assert proc.poll() is None, "the batch ended before it could be killed midway"
+            time.sleep(0.02)
+        else:
+            pytest.fail(f"{what} never reached round 1's caption")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.fixture(scope="module")
 def prompts_file(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("src") / "physics.txt"
@@ -78,28 +104,7 @@ def test_uninterrupted_batch(reference):
 
 def test_kill9_midway_then_resume_matches_the_uninterrupted_run(tmp_path, prompts_file, reference):
     cmd = batch_cmd(prompts_file, tmp_path)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **ENV})
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:  # prompt 1 finished, prompt 2 inside round 1
-            batch = next((p for p in tmp_path.iterdir() if batchdir.is_batch_dir(p)), None)
-            runs = sorted(batch.glob("runs/0001-*/run.json")) if batch else []
-            if runs:
-                try:
-                    rec = json.loads(runs[0].read_text())
-                except ValueError:
-                    rec = None
-                if rec and rec["rounds"] and "caption" in rec["rounds"][0]["done"]:
-                    break
-            assert proc.poll() is None, "the batch ended before it could be killed midway"
-            time.sleep(0.02)
-        else:
-            pytest.fail("prompt 2 never reached round 1's caption")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_when_captioned(cmd, tmp_path, "runs/0001-*/run.json", "prompt 2")  # prompt 1 done, prompt 2 in round 1
     batch = the_batch(tmp_path)
     assert len(batchdir.read_results(batch)) == 1  # only prompt 1 was appended before the kill
     killed_run = next(batch.glob("runs/0001-*"))
@@ -123,29 +128,7 @@ def test_pipelined_batch_killed_and_rerun_matches_the_sequential_run(tmp_path, p
     """--concurrency 3: all three prompts in flight; SIGKILL once a round is half done somewhere, rerun
     (pipelined again): the results equal the uninterrupted sequential run's, in source order."""
     cmd = batch_cmd(prompts_file, tmp_path, "--concurrency", "3")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **ENV})
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:  # some prompt has a captioned round; not every prompt is done
-            batch = next((p for p in tmp_path.iterdir() if batchdir.is_batch_dir(p)), None)
-            recs = []
-            for f in sorted(batch.glob("runs/*/run.json")) if batch else []:
-                try:
-                    recs.append(json.loads(f.read_text()))
-                except ValueError:
-                    pass
-            if any(r["rounds"] and "caption" in r["rounds"][0]["done"] for r in recs):
-                break
-            assert proc.poll() is None, "the batch ended before it could be killed midway"
-            time.sleep(0.02)
-        else:
-            pytest.fail("no prompt reached round 1's caption")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_when_captioned(cmd, tmp_path, "runs/*/run.json", "any prompt")
     batch = the_batch(tmp_path)
     assert len(batchdir.read_results(batch)) < 3
     assert len(list(batch.glob("runs/*/run.json"))) >= 2  # more than one prompt was in flight
