@@ -141,27 +141,14 @@ def round_label(which: str | int) -> str:
     return {"first": "round 1", "best": "best round"}.get(str(which), f"round {which}")
 
 
-def final_of(line: dict[str, Any]) -> dict[str, Any] | None:
-    """A drafted run's final render (``loop.draft``) shaped like a round (``index``: the round it renders
-    again, ``final``: True), or None."""
-    f = line.get("final")
-    if not isinstance(f, dict) or f.get("score") is None:
-        return None
-    return {**f, "index": f.get("round"), "final": True, "draft": False, "candidates": []}
-
-
 def round_of(line: dict[str, Any], which: str | int = "best") -> dict[str, Any] | None:
     """One round of a result line: ``"first"``, ``"best"`` (the loop's best round) or a 1-based number
-    (the last scored round when the run stopped earlier). None when no round was scored. With draft
-    rounds, ``"best"`` is the final full-settings render (the prompt's result); ``"first"`` and numbers are
-    the draft renders as scored (their ``draft`` key says so)."""
+    (the last scored round when the run stopped earlier). None when no round was scored."""
     scored = [r for r in line.get("rounds") or [] if r.get("score") is not None]
     if not scored:
         return None
     if which == "first":
         return scored[0]
-    if which == "best" and (f := final_of(line)) is not None:
-        return f
     if which == "best":
         k = line.get("best_round")
         for r in scored:

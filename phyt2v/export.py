@@ -131,48 +131,31 @@ def _model_name(header: dict[str, Any]) -> str:
     return f"phyt2v-{slugify(str(model).split('/')[-1], 40)}"
 
 
-def _ranked(cands: list[dict[str, Any]], tie: str) -> dict[str, Any]:
-    cands.sort(key=lambda c: (-c["score"], c[tie]))
-    for rank, c in enumerate(cands, 1):
-        c["rank"] = rank
-    return {"candidates": cands, "chosen": cands[0]["video"],
-            "rejected": cands[-1]["video"] if len(cands) > 1 else None,
-            "score_gap": round(cands[0]["score"] - cands[-1]["score"], 6)}
-
-
 def _preference(batch_dir: Path, dest: Path) -> ExportResult:
-    """One JSONL line per group of videos of one prompt, ranked by score (PhyGDPO-style groupwise pairs):
-    ``"group": "rounds"`` -- the rounds' videos of the rewritten prompts (one per round); ``"group": "seeds"``
-    -- with ``loop.seeds`` > 1, one line per round: its N seeds' videos of the same prompt."""
     results = batchdir.read_results(batch_dir)
     res = ExportResult(dest)
     lines = []
-
-    def video_of(rel: str | None) -> Path | None:
-        v = (batch_dir / rel).resolve() if rel else None
-        return v if v is not None and v.is_file() else None
-
     for line in results.values():
         if line.get("status") != "finished":
             res.missing.append(line["id"])
             continue
-        head = {"id": line["id"], "prompt": line["prompt"], "meta": line.get("meta", {})}
-        rounds = []
+        cands = []
         for r in line.get("rounds") or []:
-            video = video_of(r.get("video"))
-            if r.get("score") is None or video is None:
+            video = (batch_dir / r["video"]).resolve() if r.get("video") else None
+            if r.get("score") is None or video is None or not video.is_file():
                 continue
-            rounds.append({"round": r["index"], "prompt": r["prompt"], "video": str(video), "sa": r["sa"],
-                           "pc": r["pc"], "score": r["score"], "draft": bool(r.get("draft"))})
-            seeds = [{"seed": c["seed"], "video": str(v), "sa": c["sa"], "pc": c["pc"], "score": c["score"]}
-                     for c in r.get("candidates") or [] if c.get("score") is not None and (v := video_of(c.get("video")))]
-            if len(seeds) > 1:
-                lines.append({**head, "group": "seeds", "round": r["index"], "round_prompt": r["prompt"],
-                              "draft": bool(r.get("draft")), **_ranked(seeds, "seed")})
-        if not rounds:
+            cands.append({"round": r["index"], "prompt": r["prompt"], "video": str(video),
+                          "sa": r["sa"], "pc": r["pc"], "score": r["score"]})
+        if not cands:
             res.missing.append(line["id"])
             continue
-        lines.append({**head, "group": "rounds", **_ranked(rounds, "round")})
+        cands.sort(key=lambda c: (-c["score"], c["round"]))
+        for rank, c in enumerate(cands, 1):
+            c["rank"] = rank
+        lines.append({"id": line["id"], "prompt": line["prompt"], "meta": line.get("meta", {}),
+                      "candidates": cands, "chosen": cands[0]["video"],
+                      "rejected": cands[-1]["video"] if len(cands) > 1 else None,
+                      "score_gap": round(cands[0]["score"] - cands[-1]["score"], 6)})
     atomic_write_text(dest, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
     res.exported = len(lines)
     return res

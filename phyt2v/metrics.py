@@ -289,9 +289,7 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
     batch_dir = Path(batch_dir)
     kind = batch_kind(batch_dir, kind)
     results = list(batchdir.read_results(batch_dir).values())
-    done = [r for r in results if r.get("status") == "finished"]
-    finished = [r for r in done if r.get("stop_reason") != "not_physical"]  # not run: under loop.min_physics
-    n_not_physical = len(done) - len(finished)
+    finished = [r for r in results if r.get("status") == "finished"]
     n_failed = sum(1 for r in results if r.get("status") == "failed")
     if not finished:
         raise InputError(f"{batch_dir} has no finished prompts yet ({n_failed} failed); run or resume "
@@ -313,15 +311,7 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
         tables[str(which)] = {**table, "n_excluded": excluded}
     if round is None and tables["first"]["overall"]["n"] != tables["best"]["overall"]["n"]:
         warnings.append("round 1 and the best round score different prompts, so the gain compares different sets")
-    n_final = sum(1 for r in finished if batchdir.final_of(r) is not None)
-    if n_not_physical:
-        warnings.append(f"{n_not_physical} prompt(s) skipped by --min-physics (loop.min_physics) are not counted")
-    if n_final and (round is None or round == "best"):
-        warnings.append(f"{n_final} prompt(s) ran draft rounds (loop.draft): their best-round scores are the final "
-                        "full-settings render" + ("; their round 1 is a cheaper draft render, so the gain mixes "
-                                                  "draft and full renders" if round is None else ""))
     return {"kind": kind, "batch": str(batch_dir), "n_finished": len(finished), "n_failed": n_failed,
-            "n_final_renders": n_final, "n_not_physical": n_not_physical,
             "group_by": groups, "rounds": tables, "warnings": warnings,
             "gain": gain(tables["first"], tables["best"]) if round is None else None}
 

@@ -23,7 +23,7 @@ from . import batchdir
 from .errors import InputError, first_line
 from .paths import ensure_file_parent
 from .record import atomic_write_text
-from .schemas import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord, StepError
+from .schemas import RoundRecord, RoundScores, RunRecord, StepError
 
 REPORT_NAME = "report.html"
 SERIES = (("sa", "SA", "#2563eb"), ("pc", "PC", "#d97706"), ("score", "score", "#059669"))
@@ -105,26 +105,15 @@ def step_error(err: dict[str, Any]) -> StepError:
 
 def record_from_line(line: dict[str, Any], run_dir: Path, batch_dir: Path) -> RunRecord:
     """A run rebuilt from its batch result line alone (its run.json is missing or unreadable)."""
-    def rel(video: str | None) -> str | None:
-        return os.path.relpath(batch_dir / video, run_dir) if video else None
-
-    def scores(r: dict[str, Any]) -> RoundScores | None:
-        return (RoundScores(**{k: r[k] for k in ("sa", "pc", "score")}, extra=r.get("extra") or {})
-                if r.get("score") is not None else None)
-
     rounds = [RoundRecord(index=r["index"], prompt=r.get("prompt") or "", caption=r.get("caption"),
-                          video=rel(r.get("video")), scores=scores(r), seed=r.get("seed"), draft=bool(r.get("draft")),
-                          candidates=[Candidate(seed=c["seed"], video=rel(c["video"]), scores=scores(c))
-                                      for c in r.get("candidates") or []])
-              for r in line.get("rounds") or []]
-    f = line.get("final")
-    final = (FinalRender(round=f["round"], prompt=f.get("prompt") or "", seed=f.get("seed") or 0,
-                         video=rel(f.get("video")), caption=f.get("caption"), scores=scores(f)) if f else None)
+                          video=os.path.relpath(batch_dir / r["video"], run_dir) if r.get("video") else None,
+                          scores=RoundScores(**{k: r[k] for k in ("sa", "pc", "score")}, extra=r.get("extra") or {})
+                          if r.get("score") is not None else None) for r in line.get("rounds") or []]
     err = line.get("error")
     return RunRecord(run_id=str(line.get("run_id")), prompt=line.get("prompt") or "", config_hash="",
                      status=line.get("status") if line.get("status") in ("finished", "failed") else "running",
                      rounds=rounds, best_round=line.get("best_round"), stop_reason=line.get("stop_reason"),
-                     final=final, error=step_error(err) if err else None)
+                     error=step_error(err) if err else None)
 
 
 # ---------------------------------------------------------------- what the templates show
@@ -170,41 +159,17 @@ def card_view(r: RoundRecord, prev: str | None, best: int | None, run_dir: Path,
             "has_prev": prev is not None, "tokens": tokens, "prompt_diff": word_diff(prev, r.prompt),
             "caption": r.caption, "mismatch": r.mismatch,
             "principle": r.refinement.principle if r.refinement is not None else None,
-            "timings": [(a.removesuffix("_s"), f"{b:.2f}") for a, b in (r.timings or {}).items()],
-            "draft": r.draft, "seed": r.seed,
-            "candidates": [candidate_view(c, r.seed, run_dir, page_dir) for c in r.candidates]}
-
-
-def candidate_view(c: Candidate, chosen: int | None, run_dir: Path, page_dir: Path) -> dict[str, Any]:
-    v = run_dir / c.video
-    return {"seed": c.seed, "chosen": c.seed == chosen, "score": num(c.scores.score) if c.scores else "–",
-            "video_src": rel_url(v, page_dir) if v.is_file() else None}
-
-
-def final_view(rec: RunRecord, run_dir: Path, page_dir: Path, prefix: str) -> dict[str, Any] | None:
-    """A drafted run's product: the best round rendered again at full settings."""
-    f = rec.final
-    if f is None:
-        return None
-    v = run_dir / f.video if f.video else None
-    return {"id": f"{prefix}final", "round": f.round, "seed": f.seed, "caption": f.caption,
-            "video_src": rel_url(v, page_dir) if v is not None and v.is_file() else None,
-            "scores": [(lab, num(getattr(f.scores, key))) for key, lab, _ in SERIES] if f.scores else None}
+            "timings": [(a.removesuffix("_s"), f"{b:.2f}") for a, b in (r.timings or {}).items()]}
 
 
 def run_view(rec: RunRecord, run_dir: Path, page_dir: Path, prefix: str) -> dict[str, Any]:
     """Facts, the error if any, the chart and the round cards of one run."""
-    drafts = any(r.draft for r in rec.rounds)
     facts = [("status", rec.status), ("best round", rec.best_round or "–"), ("stop reason", rec.stop_reason or "–"),
-             ("rounds", f"{len(rec.rounds)} drafts (loop.draft), then a final full render" if drafts
-              else len(rec.rounds))]
-    if any(r.candidates for r in rec.rounds):
-        facts.append(("seeds per round", max(len(r.candidates) for r in rec.rounds)))
+             ("rounds", len(rec.rounds))]
     facts += [(f"{role} model", m) for role, m in rec.models.items()] + [("run", rec.run_id)]
     prevs = [None] + [r.prompt for r in rec.rounds]
     return {"facts": facts, "error": rec.error, "rules": rec.rules,
             "chart": chart_view(rec.rounds, rec.best_round, prefix), "has_videos": any(r.video for r in rec.rounds),
-            "final": final_view(rec, run_dir, page_dir, prefix),
             "cards": [card_view(r, p, rec.best_round, run_dir, page_dir, prefix) for r, p in zip(rec.rounds, prevs)]}
 
 

@@ -30,5 +30,4 @@ def register(app: typer.Typer) -> None:
             shown = ", ".join(res.missing[:8]) + (" ..." if len(res.missing) > 8 else "")
             err.print(f"[yellow]{len(res.missing)} prompt(s) have no finished, scored video and were left "
                       f"out[/yellow]: {shown}", highlight=False, soft_wrap=True)
-        what = "group(s) of ranked videos" if fmt == "preference" else "prompt(s)"
-        out.print(f"exported {res.exported} {what} to {res.path}", soft_wrap=True, highlight=False)
+        out.print(f"exported {res.exported} prompt(s) to {res.path}", soft_wrap=True, highlight=False)
