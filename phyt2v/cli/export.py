@@ -30,4 +30,8 @@ def register(app: typer.Typer) -> None:
             shown = ", ".join(res.missing[:8]) + (" ..." if len(res.missing) > 8 else "")
             err.print(f"[yellow]{len(res.missing)} prompt(s) have no finished, scored video and were left "
                       f"out[/yellow]: {shown}", highlight=False, soft_wrap=True)
+        if res.drafts:
+            err.print(f"[yellow]{res.drafts} exported video(s) are draft renders (loop.draft)[/yellow]: --round "
+                      "best (the default) exports each prompt's full-settings final render", highlight=False,
+                      soft_wrap=True)
         out.print(f"exported {res.exported} prompt(s) to {res.path}", soft_wrap=True, highlight=False)
