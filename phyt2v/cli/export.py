@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         batch_dir: Path = typer.Argument(..., help="a batch folder (printed by `phyt2v batch`)"),
         fmt: str = typer.Option(..., "--format", "-f", help="videophy-eval | phygenbench | vbench | preference"),
-        which: str = typer.Option("best", "--round", help="which round's video: first | best | N"),
+        which: str = typer.Option("best", "--round", help="which round's video: first | best | N "
+                                   "(best: the final render with loop.draft; first, N: draft renders)"),
         dest: Optional[Path] = out_opt("file or folder to write (default BATCH_DIR/exports/...)"),
         name: Optional[str] = typer.Option(None, "--name", help="phygenbench: the model folder name "
                                            "(default phyt2v-<generator>)"),

@@ -109,7 +109,8 @@ def register(app: typer.Typer) -> None:
         group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="report per value of this column "
                                                      "(repeatable; default states_of_matter or main_category)"),
         round_: Optional[str] = typer.Option(None, "--round", help="batch directory: first | best | N "
-                                             "(default: round 1, best round and the gain)"),
+                                             "(default: round 1, best round and the gain; with loop.draft, "
+                                             "best is the final render)"),
         as_json: bool = json_opt("print machine-readable JSON only"),
         hard_column: Optional[str] = typer.Option(None, "--hard-column", help="videophy2: the column marking "
                                                   "the hard subset (default: is_hard / hard / hard_subset)"),
