@@ -141,9 +141,34 @@ def round_label(which: str | int) -> str:
     return {"first": "round 1", "best": "best round"}.get(str(which), f"round {which}")
 
 
+def render_of(rnd: dict[str, Any]) -> str:
+    """How a picked round was rendered: ``"final"`` (loop.draft's full-settings render of the best draft
+    round), ``"draft"`` (a round rendered at the cheaper draft settings) or ``"full"`` (an ordinary round)."""
+    return "final" if rnd.get("final") else "draft" if rnd.get("draft") else "full"
+
+
+def final_of(line: dict[str, Any]) -> dict[str, Any] | None:
+    """The line's final render shaped like a round (index = the draft round it renders, ``"final": True``),
+    or None when the line has none (no loop.draft, an older line, or the final was never scored)."""
+    f = line.get("final")
+    if not isinstance(f, dict) or f.get("score") is None:
+        return None
+    return {"index": f.get("round"), "prompt": f.get("prompt"), "sa": f.get("sa"), "pc": f.get("pc"),
+            "score": f.get("score"), "extra": f.get("extra") or {}, "video": f.get("video"),
+            "caption": f.get("caption"), "seed": f.get("seed"), "draft": False, "candidates": [], "final": True}
+
+
 def round_of(line: dict[str, Any], which: str | int = "best") -> dict[str, Any] | None:
-    """One round of a result line: ``"first"``, ``"best"`` (the loop's best round) or a 1-based number
-    (the last scored round when the run stopped earlier). None when no round was scored."""
+    """One round of a result line: ``"first"``, ``"best"`` or a 1-based number (the last scored round when
+    the run stopped earlier). None when no round was scored.
+
+    ``"best"`` is the prompt's result: the final render (``final_of``) when loop.draft made one, else the
+    loop's best round. ``"first"`` and numbers pick rounds as the loop rendered and scored them: with
+    loop.draft these are draft renders (their ``"draft"`` is true; ``render_of`` tells)."""
+    if which == "best":
+        final = final_of(line)
+        if final is not None:
+            return final
     scored = [r for r in line.get("rounds") or [] if r.get("score") is not None]
     if not scored:
         return None

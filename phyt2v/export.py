@@ -7,9 +7,16 @@ trainers read.
   prompts.json (the naming PhyGenEval's scripts open, e.g. PhyGenEval/overall.py).
 - ``vbench``: ``{prompt}-{index}.mp4`` (VBench's naming for custom prompts; one sample per prompt,
   index 0).
-- ``preference``: JSONL, one line per prompt: every scored round's video, prompt, SA/PC and score,
-  ranked best first, plus chosen/rejected (for DPO-style trainers, e.g. groupwise preference
-  optimisation over the rounds).
+- ``preference``: JSONL, one line per group of videos of one prompt, ranked best first, with
+  chosen (best) / rejected (worst) and the score gap (for DPO-style trainers, e.g. PhyGDPO's groupwise
+  preference optimisation). ``"group": "rounds"``: one per prompt, every scored round's video (the
+  rewritten prompts; with loop.draft these are draft renders, marked ``"draft"``, and the final render is
+  not ranked among them, being of another fidelity). ``"group": "seeds"``: one per round with loop.seeds
+  > 1 (two or more scored seed videos of the same prompt): the seed videos, ranked.
+
+``--round best`` (the default) takes the prompt's result: the final render when loop.draft made one.
+``--round first`` / N take rounds as rendered in the loop: draft renders with loop.draft (counted in
+``ExportResult.drafts``, which the command reports).
 
 Videos are hard-linked where the file system allows, else copied. Only finished prompts are
 exported; the rest are listed.
@@ -41,6 +48,7 @@ class ExportResult:
     exported: int = 0
     missing: list[str] = field(default_factory=list)   # prompt ids with no finished, scored run
     skipped: list[str] = field(default_factory=list)   # "id: why" (e.g. a name the file system refuses)
+    drafts: int = 0                                    # exported videos that are draft renders (loop.draft)
 
 
 def place(src: Path, dst: Path) -> None:
@@ -97,7 +105,7 @@ def export(batch_dir: str | Path, fmt: str, *, out: str | Path | None = None, wh
     if fmt == "preference":
         return _preference(batch_dir, dest)
     rows, missing = _chosen(batch_dir, which)
-    res = ExportResult(dest, missing=missing)
+    res = ExportResult(dest, missing=missing, drafts=sum(batchdir.render_of(rnd) == "draft" for _, rnd, _ in rows))
     if fmt == "videophy-eval":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -131,31 +139,53 @@ def _model_name(header: dict[str, Any]) -> str:
     return f"phyt2v-{slugify(str(model).split('/')[-1], 40)}"
 
 
+def _ranked(cands: list[dict[str, Any]], key: str, chosen: Any = None) -> dict[str, Any]:
+    """Rank a group best first (ties: the loop's own pick, then the lower round or seed); chosen = best,
+    rejected = worst."""
+    cands.sort(key=lambda c: (-c["score"], c[key] != chosen, c[key]))
+    for rank, c in enumerate(cands, 1):
+        c["rank"] = rank
+    return {"candidates": cands, "chosen": cands[0]["video"], "rejected": cands[-1]["video"] if len(cands) > 1 else None,
+            "score_gap": round(cands[0]["score"] - cands[-1]["score"], 6)}
+
+
+def _video(batch_dir: Path, rel: str | None) -> str | None:
+    video = (batch_dir / rel).resolve() if rel else None
+    return str(video) if video is not None and video.is_file() else None
+
+
+def preference_groups(line: dict[str, Any], batch_dir: Path) -> list[dict[str, Any]]:
+    """The ranked groups of one finished result line: its "rounds" group, then a "seeds" group per round
+    with two or more scored seed videos."""
+    head = {"id": line["id"], "prompt": line["prompt"], "meta": line.get("meta", {})}
+    groups, rounds = [], []
+    for r in line.get("rounds") or []:
+        video = _video(batch_dir, r.get("video"))
+        if r.get("score") is not None and video:
+            rounds.append({"round": r["index"], "prompt": r["prompt"], "video": video, "sa": r["sa"], "pc": r["pc"],
+                           "score": r["score"], "draft": bool(r.get("draft"))})
+    if rounds:
+        groups.append({**head, "group": "rounds", "draft": any(c["draft"] for c in rounds),
+                       **_ranked(rounds, "round", line.get("best_round"))})
+    for r in line.get("rounds") or []:
+        seeds = [{"seed": c["seed"], "video": _video(batch_dir, c.get("video")), "sa": c.get("sa"),
+                  "pc": c.get("pc"), "score": c.get("score")} for c in r.get("candidates") or []]
+        seeds = [c for c in seeds if c["score"] is not None and c["video"]]
+        if len(seeds) >= 2:
+            groups.append({**head, "group": "seeds", "round": r["index"], "round_prompt": r["prompt"],
+                           "draft": bool(r.get("draft")), **_ranked(seeds, "seed", r.get("seed"))})
+    return groups
+
+
 def _preference(batch_dir: Path, dest: Path) -> ExportResult:
-    results = batchdir.read_results(batch_dir)
     res = ExportResult(dest)
     lines = []
-    for line in results.values():
-        if line.get("status") != "finished":
+    for line in batchdir.read_results(batch_dir).values():
+        groups = preference_groups(line, batch_dir) if line.get("status") == "finished" else []
+        if not groups:
             res.missing.append(line["id"])
             continue
-        cands = []
-        for r in line.get("rounds") or []:
-            video = (batch_dir / r["video"]).resolve() if r.get("video") else None
-            if r.get("score") is None or video is None or not video.is_file():
-                continue
-            cands.append({"round": r["index"], "prompt": r["prompt"], "video": str(video),
-                          "sa": r["sa"], "pc": r["pc"], "score": r["score"]})
-        if not cands:
-            res.missing.append(line["id"])
-            continue
-        cands.sort(key=lambda c: (-c["score"], c["round"]))
-        for rank, c in enumerate(cands, 1):
-            c["rank"] = rank
-        lines.append({"id": line["id"], "prompt": line["prompt"], "meta": line.get("meta", {}),
-                      "candidates": cands, "chosen": cands[0]["video"],
-                      "rejected": cands[-1]["video"] if len(cands) > 1 else None,
-                      "score_gap": round(cands[0]["score"] - cands[-1]["score"], 6)})
+        lines += groups
+        res.exported += 1
     atomic_write_text(dest, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
-    res.exported = len(lines)
     return res

@@ -250,8 +250,10 @@ def batch_kind(batch_dir: Path, kind: str = "auto") -> str:
 
 
 def batch_rows(lines: Sequence[dict], kind: str, which: str | int, where: str) -> tuple[list[dict], int]:
-    """(rows, excluded): one row per finished prompt from its chosen round; a prompt without a usable
-    score in that round (never scored, or an unparseable VideoPhy-2 rating) is excluded and counted."""
+    """(rows, excluded): one row per finished prompt from its chosen round (``batchdir.round_of``: "best" is
+    the final render where loop.draft made one); a prompt without a usable score in that round (never
+    scored, or an unparseable VideoPhy-2 rating) is excluded and counted. Each row's ``_render`` says how
+    its video was rendered (``batchdir.render_of``: final, draft or full)."""
     rows, excluded = [], 0
     for line in lines:
         rnd = batchdir.round_of(line, which)
@@ -265,8 +267,27 @@ def batch_rows(lines: Sequence[dict], kind: str, which: str | int, where: str) -
             continue
         meta = line.get("meta") if isinstance(line.get("meta"), dict) else {}
         rows.append({**meta, "id": line.get("id"), "prompt": line.get("prompt"), "round": rnd.get("index"),
-                     "sa": sa, "pc": pc, WHERE: where.format(id=line.get("id"))})
+                     "sa": sa, "pc": pc, WHERE: where.format(id=line.get("id")),
+                     "_render": batchdir.render_of(rnd)})
     return rows, excluded
+
+
+def render_counts(rows: Sequence[dict]) -> dict[str, int]:
+    """How many rows of a table were rendered how: {"full": .., "draft": .., "final": ..}."""
+    out = {"full": 0, "draft": 0, "final": 0}
+    for r in rows:
+        out[r["_render"]] += 1
+    return out
+
+
+def table_label(which: str | int, renders: dict[str, int]) -> str:
+    """The round's name, saying when its scores are draft renders or full-settings final renders."""
+    n = sum(renders.values())
+    parts = [f"{name} render{'s' if renders[key] > 1 else ''}" if renders[key] == n
+             else f"{renders[key]} of {n} {name} renders"
+             for key, name in (("final", "final"), ("draft", "draft")) if renders[key]]
+    label = batchdir.round_label(which)
+    return f"{label} ({', '.join(parts)})" if parts else label
 
 
 def _diff(best: dict | None, first: dict | None) -> dict | None:
@@ -308,10 +329,21 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
             raise InputError(f"{batch_dir}: no finished prompt has a usable score in round {which}")
         table = (videophy_table(rows, groups) if kind == "videophy"
                  else videophy2_table(rows, groups, hard_column))
-        tables[str(which)] = {**table, "n_excluded": excluded}
+        renders = render_counts(rows)
+        tables[str(which)] = {**table, "n_excluded": excluded, "renders": renders,
+                              "label": table_label(which, renders)}
     if round is None and tables["first"]["overall"]["n"] != tables["best"]["overall"]["n"]:
         warnings.append("round 1 and the best round score different prompts, so the gain compares different sets")
+    n_final = sum(1 for ln in finished if batchdir.final_of(ln) is not None)
+    if n_final:
+        warnings.append(f"{n_final} of {len(finished)} finished prompt(s) have a final render (loop.draft): their "
+                        "result ('best') is that full-settings render; round 1 and numbered rounds are the draft "
+                        "renders, scored at the cheaper draft settings")
+    if round is None and tables["first"]["renders"]["draft"] and tables["best"]["renders"]["final"]:
+        warnings.append("the gain compares draft round 1 with the full-settings final render: not like for like "
+                        "(a different fidelity); read it as the whole method's effect, drafts plus the final render")
     return {"kind": kind, "batch": str(batch_dir), "n_finished": len(finished), "n_failed": n_failed,
+            "n_final": n_final,
             "group_by": groups, "rounds": tables, "warnings": warnings,
             "gain": gain(tables["first"], tables["best"]) if round is None else None}
 

@@ -23,7 +23,7 @@ from . import batchdir
 from .errors import InputError, first_line
 from .paths import ensure_file_parent
 from .record import atomic_write_text
-from .schemas import RoundRecord, RoundScores, RunRecord, StepError
+from .schemas import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord, StepError
 
 REPORT_NAME = "report.html"
 SERIES = (("sa", "SA", "#2563eb"), ("pc", "PC", "#d97706"), ("score", "score", "#059669"))
@@ -103,17 +103,32 @@ def step_error(err: dict[str, Any]) -> StepError:
     return StepError(**{k: str(err.get(k) or "") for k in ("step", "kind", "message")})
 
 
+def _line_scores(x: dict[str, Any]) -> RoundScores | None:
+    return (RoundScores(**{k: x[k] for k in ("sa", "pc", "score")}, extra=x.get("extra") or {})
+            if x.get("score") is not None else None)
+
+
 def record_from_line(line: dict[str, Any], run_dir: Path, batch_dir: Path) -> RunRecord:
-    """A run rebuilt from its batch result line alone (its run.json is missing or unreadable)."""
+    """A run rebuilt from its batch result line alone (its run.json is missing or unreadable); lines written
+    before seeds and drafts existed (no seed, draft, candidates or final) still work."""
+    def rel(v: str | None) -> str | None:
+        return os.path.relpath(batch_dir / v, run_dir) if v else None
+
     rounds = [RoundRecord(index=r["index"], prompt=r.get("prompt") or "", caption=r.get("caption"),
-                          video=os.path.relpath(batch_dir / r["video"], run_dir) if r.get("video") else None,
-                          scores=RoundScores(**{k: r[k] for k in ("sa", "pc", "score")}, extra=r.get("extra") or {})
-                          if r.get("score") is not None else None) for r in line.get("rounds") or []]
+                          video=rel(r.get("video")), scores=_line_scores(r), seed=r.get("seed"),
+                          draft=bool(r.get("draft")),
+                          candidates=[Candidate(seed=c["seed"], video=rel(c.get("video")) or "", scores=_line_scores(c))
+                                      for c in r.get("candidates") or []])
+              for r in line.get("rounds") or []]
+    f = line.get("final")
+    final = (FinalRender(round=f["round"], prompt=f.get("prompt") or "", seed=f.get("seed") or 0,
+                         video=rel(f.get("video")), caption=f.get("caption"), scores=_line_scores(f))
+             if isinstance(f, dict) else None)
     err = line.get("error")
     return RunRecord(run_id=str(line.get("run_id")), prompt=line.get("prompt") or "", config_hash="",
                      status=line.get("status") if line.get("status") in ("finished", "failed") else "running",
                      rounds=rounds, best_round=line.get("best_round"), stop_reason=line.get("stop_reason"),
-                     error=step_error(err) if err else None)
+                     final=final, error=step_error(err) if err else None)
 
 
 # ---------------------------------------------------------------- what the templates show
@@ -146,12 +161,36 @@ def chart_view(rounds: list[RoundRecord], best: int | None, prefix: str) -> dict
             "series": series}
 
 
+def video_src(rel: str | None, run_dir: Path, page_dir: Path) -> str | None:
+    v = run_dir / rel if rel else None
+    return rel_url(v, page_dir) if v is not None and v.is_file() else None
+
+
+def candidate_view(c: Candidate, chosen: int | None, run_dir: Path, page_dir: Path) -> dict[str, Any]:
+    """One seed's video of a best-of-N round; ``chosen`` marks the round's pick."""
+    return {"seed": c.seed, "chosen": c.seed == chosen, "video_src": video_src(c.video, run_dir, page_dir),
+            "novideo": f"video not found: {c.video}",
+            "scores": [(lab, num(getattr(c.scores, key))) for key, lab, _ in SERIES] if c.scores else None}
+
+
+def final_view(f: FinalRender | None, run_dir: Path, page_dir: Path) -> dict[str, Any] | None:
+    """loop.draft's full-settings render of the best draft round: the run's result."""
+    if f is None:
+        return None
+    return {"round": f.round, "seed": f.seed, "prompt": f.prompt, "caption": f.caption,
+            "video_src": video_src(f.video, run_dir, page_dir),
+            "novideo": f"video not found: {f.video}" if f.video else "not rendered yet",
+            "scores": [(lab, num(getattr(f.scores, key))) for key, lab, _ in SERIES] if f.scores else None,
+            "extra": [(a, num(b)) for a, b in f.scores.extra.items()] if f.scores else []}
+
+
 def card_view(r: RoundRecord, prev: str | None, best: int | None, run_dir: Path, page_dir: Path,
               prefix: str) -> dict[str, Any]:
     v = run_dir / r.video if r.video else None
     tokens = f" · {r.prompt_tokens} tokens" if r.prompt_tokens is not None else ""
     tokens += " (over the token budget)" if r.over_budget else ""
-    return {"k": r.index, "id": f"{prefix}r{r.index}", "best": r.index == best,
+    return {"k": r.index, "id": f"{prefix}r{r.index}", "best": r.index == best, "draft": r.draft,
+            "seed": r.seed, "candidates": [candidate_view(c, r.seed, run_dir, page_dir) for c in r.candidates],
             "video_src": rel_url(v, page_dir) if v is not None and v.is_file() else None,
             "novideo": f"video not found: {r.video}" if r.video else "no video",
             "scores": [(lab, num(getattr(r.scores, key))) for key, lab, _ in SERIES] if r.scores else None,
@@ -166,10 +205,13 @@ def run_view(rec: RunRecord, run_dir: Path, page_dir: Path, prefix: str) -> dict
     """Facts, the error if any, the chart and the round cards of one run."""
     facts = [("status", rec.status), ("best round", rec.best_round or "–"), ("stop reason", rec.stop_reason or "–"),
              ("rounds", len(rec.rounds))]
+    if rec.final is not None:
+        facts.insert(2, ("result", f"final render of round {rec.final.round} at full settings (rounds are drafts)"))
     facts += [(f"{role} model", m) for role, m in rec.models.items()] + [("run", rec.run_id)]
     prevs = [None] + [r.prompt for r in rec.rounds]
-    return {"facts": facts, "error": rec.error, "rules": rec.rules,
-            "chart": chart_view(rec.rounds, rec.best_round, prefix), "has_videos": any(r.video for r in rec.rounds),
+    return {"facts": facts, "error": rec.error, "rules": rec.rules, "final": final_view(rec.final, run_dir, page_dir),
+            "chart": chart_view(rec.rounds, rec.best_round, prefix),
+            "has_videos": any(r.video for r in rec.rounds) or rec.final is not None,
             "cards": [card_view(r, p, rec.best_round, run_dir, page_dir, prefix) for r, p in zip(rec.rounds, prevs)]}
 
 
@@ -187,7 +229,7 @@ def fallback_summary(results: dict[str, dict[str, Any]], reason: str) -> dict[st
     tables = {}
     for which in ("first", "best"):
         rs = [r for r in (batchdir.round_of(ln, which) for ln in fin) if r is not None]
-        overall = {"n": len(rs)}
+        overall: dict[str, Any] = {"n": len(rs)}
         for key in ("sa", "pc", "score"):
             vals = [r[key] for r in rs if isinstance(r.get(key), (int, float))]
             overall[key] = sum(vals) / len(vals) if vals else None
@@ -239,9 +281,17 @@ def metrics_view(summary: dict[str, Any]) -> dict[str, Any]:
             cells += [num(fv), num(bv), num(gv, signed=True)]
         table.append((label, cells))
     notes = ([summary["note"]] if summary.get("note") else []) + list(summary.get("warnings") or [])
+    labels = [_sub(first, "round 1"), _sub(best, "best"), "gain"]
     return {"kind": summary.get("kind"), "heads": [(METRIC_LABELS.get(k, k), 1 if k == "n" else 3) for k in keys],
-            "subheads": [h for k in keys for h in (["prompts"] if k == "n" else ["round 1", "best", "gain"])],
+            "subheads": [h for k in keys for h in (["prompts"] if k == "n" else labels)],
             "rows": table, "notes": notes}
+
+
+def _sub(table: dict[str, Any], plain: str) -> str:
+    """A column's name; with loop.draft, it says which scores are draft renders and which final renders."""
+    renders = table.get("renders") or {}
+    return f"{plain} ({table['label'].split('(', 1)[1]}" if (renders.get("draft") or renders.get("final")) \
+        and "(" in str(table.get("label")) else plain
 
 
 def batch_page(batch_dir: Path, page_dir: Path) -> str:
@@ -259,8 +309,11 @@ def batch_page(batch_dir: Path, page_dir: Path) -> str:
         aid = "p-" + anchor(pid)
         meta = it.get("meta") or {}
         first, best = (batchdir.round_of(it, w) if it.get("rounds") else None for w in ("first", "best"))
-        pairs = [{"first": num(first[key]), "best": num(best[key]), "sort": best[key]} if first is not None else None
-                 for key in ("sa", "pc")]
+        mark = (f"{batchdir.render_of(first)} → {batchdir.render_of(best)}"
+                if first is not None and best is not None and "full" not in (batchdir.render_of(first),
+                                                                              batchdir.render_of(best)) else "")
+        pairs = [{"first": num(first[key]), "best": num(best[key]), "sort": best[key], "mark": mark}
+                 if first is not None and best is not None else None for key in ("sa", "pc")]
         err = it.get("error") or {}
         rows.append({"id": pid, "anchor": aid if ran else None, "prompt": it.get("prompt"), "meta": meta,
                      "pairs": pairs, "status": it.get("status") or "not run", "error": err or None})

@@ -91,9 +91,12 @@ def print_result(result: dict) -> None:
     for warning in result["warnings"]:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     for which, table in result["rounds"].items():
-        out.print(render_table(kind, table, f"{kind}, {batchdir.round_label(which)}"))
+        out.print(render_table(kind, table, f"{kind}, {table.get('label') or batchdir.round_label(which)}"))
     if result.get("gain"):
-        out.print(render_table(kind, result["gain"], f"{kind}, gain (best - round 1)", ref=result["rounds"]["best"]))
+        mixed = result["rounds"]["first"].get("renders", {}).get("draft") and \
+            result["rounds"]["best"].get("renders", {}).get("final")
+        title = "gain (final render - draft round 1)" if mixed else "gain (best - round 1)"
+        out.print(render_table(kind, result["gain"], f"{kind}, {title}", ref=result["rounds"]["best"]))
 
 
 # ---------------------------------------------------------------- command
@@ -106,7 +109,8 @@ def register(app: typer.Typer) -> None:
         group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="report per value of this column "
                                                      "(repeatable; default states_of_matter or main_category)"),
         round_: Optional[str] = typer.Option(None, "--round", help="batch directory: first | best | N "
-                                             "(default: round 1, best round and the gain)"),
+                                             "(default: round 1, best round and the gain; with loop.draft, "
+                                             "best is the final render)"),
         as_json: bool = json_opt("print machine-readable JSON only"),
         hard_column: Optional[str] = typer.Option(None, "--hard-column", help="videophy2: the column marking "
                                                   "the hard subset (default: is_hard / hard / hard_subset)"),
