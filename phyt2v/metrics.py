@@ -310,7 +310,9 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
     batch_dir = Path(batch_dir)
     kind = batch_kind(batch_dir, kind)
     results = list(batchdir.read_results(batch_dir).values())
-    finished = [r for r in results if r.get("status") == "finished"]
+    done = [r for r in results if r.get("status") == "finished"]
+    finished = [r for r in done if r.get("stop_reason") != "not_physical"]  # not run: under loop.min_physics
+    n_not_physical = len(done) - len(finished)
     n_failed = sum(1 for r in results if r.get("status") == "failed")
     if not finished:
         raise InputError(f"{batch_dir} has no finished prompts yet ({n_failed} failed); run or resume "
@@ -335,6 +337,8 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
     if round is None and tables["first"]["overall"]["n"] != tables["best"]["overall"]["n"]:
         warnings.append("round 1 and the best round score different prompts, so the gain compares different sets")
     n_final = sum(1 for ln in finished if batchdir.final_of(ln) is not None)
+    if n_not_physical:
+        warnings.append(f"{n_not_physical} prompt(s) skipped by --min-physics (loop.min_physics) are not counted")
     if n_final:
         warnings.append(f"{n_final} of {len(finished)} finished prompt(s) have a final render (loop.draft): their "
                         "result ('best') is that full-settings render; round 1 and numbered rounds are the draft "
@@ -343,7 +347,7 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
         warnings.append("the gain compares draft round 1 with the full-settings final render: not like for like "
                         "(a different fidelity); read it as the whole method's effect, drafts plus the final render")
     return {"kind": kind, "batch": str(batch_dir), "n_finished": len(finished), "n_failed": n_failed,
-            "n_final": n_final,
+            "n_final": n_final, "n_not_physical": n_not_physical,
             "group_by": groups, "rounds": tables, "warnings": warnings,
             "gain": gain(tables["first"], tables["best"]) if round is None else None}
 

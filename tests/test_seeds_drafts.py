@@ -234,3 +234,8 @@ def test_min_physics_skips_prompts_under_it_in_a_batch(tmp_path):
     assert kept["physics"]["score"] == 0.6 and kept["rounds"] and kept["rounds"][0]["prompt"] == "a rubber ball bounces"
     assert skipped["stop_reason"] == "not_physical" and skipped["rounds"] == [] and skipped["physics"]["physical"] is False
     assert gen.calls == ["a rubber ball bounces"]  # enhancer none: the gate only, the user's prompt is rendered
+    from phyt2v.metrics import summarize_batch
+
+    m = summarize_batch(b.dir)
+    assert m["n_not_physical"] == 1 and m["rounds"]["best"]["overall"]["n"] == 1
+    assert any("--min-physics" in w for w in m["warnings"])
