@@ -179,8 +179,11 @@ class BatchProgress:
                 if line.get("stop_reason") == "not_physical":
                     msg = f"{head} skipped: physics score {line['physics']['score']:.2f} is under --min-physics"
                 elif best and first:
-                    msg = (f"{head} ok: round 1 SA {first['sa']:.3f} PC {first['pc']:.3f} -> best round "
-                           f"{best['index']} SA {best['sa']:.3f} PC {best['pc']:.3f} "
+                    what = (f"final render of round {best['index']}" if best.get("final")
+                            else f"best round {best['index']}")
+                    r1 = "draft round 1" if first.get("draft") else "round 1"
+                    msg = (f"{head} ok: {r1} SA {first['sa']:.3f} PC {first['pc']:.3f} -> {what} "
+                           f"SA {best['sa']:.3f} PC {best['pc']:.3f} "
                            f"({line['timings']['wall_s']:.0f} s)")
                 else:
                     msg = f"{head} ok (no scored round)"
