@@ -259,28 +259,32 @@ def final_target(r: "Refiner", run: Run) -> FinalRender:
 def drive(r: "Refiner", run: Run) -> None:
     """Run (or resume) every step of ``run`` until a stop rule fires."""
     rec, cfg = run.rec, r.config.loop
-    for step in run_steps(cfg):
-        if isinstance(step, Check):
-            if reason := step.rule(r, run, None):
-                del rec.rounds[:]
-                return finish(r, run, reason)
-        elif step.name not in run_done(rec):
-            r.execute(step, run, None)
+    if reason := walk(r, run, run_steps(cfg), None):
+        del rec.rounds[:]
+        return finish(r, run, reason)
     current = first_prompt(r, run)
     for k in range(1, cfg.max_rounds + 1):
         rnd = open_round(r, run, k, current)
-        for step in round_steps(cfg):
-            if isinstance(step, Check):
-                reason = step.rule(r, run, rnd)
-                if reason:
-                    del rec.rounds[k:]  # rounds after a redone one that now stops here
-                    return finish(r, run, reason)
-            elif step.name not in rnd.done:
-                r.execute(step, run, rnd)
-                if step in (CAPTION, SCORE) and {"caption", "score"} <= set(rnd.done) and r.on_round:
-                    r.on_round(rnd)
+        if reason := walk(r, run, round_steps(cfg), rnd):
+            del rec.rounds[k:]  # rounds after a redone one that now stops here
+            return finish(r, run, reason)
         current = rnd.refined_prompt
     finish(r, run, "max_rounds")
+
+
+def walk(r: "Refiner", run: Run, table: tuple[Step | Check, ...], target: Target) -> str | None:
+    """Each step of ``table`` not yet done on ``target`` (None: the run itself), in order; the stop reason of
+    the first check that fires, else None."""
+    for step in table:
+        if isinstance(step, Check):
+            if reason := step.rule(r, run, target):
+                return reason
+        elif step.name not in (run_done(run.rec) if target is None else target.done):
+            r.execute(step, run, target)
+            evaluated = isinstance(target, RoundRecord) and {"caption", "score"} <= set(target.done)
+            if step in (CAPTION, SCORE) and evaluated and r.on_round:
+                r.on_round(target)
+    return None
 
 
 def open_round(r: "Refiner", run: Run, k: int, prompt: str) -> RoundRecord:
@@ -304,10 +308,7 @@ def finish(r: "Refiner", run: Run, reason: str) -> None:
     rec.stop_reason = reason
     rec.best_round = best_round(rec.rounds)
     if r.config.loop.draft.enabled and rec.best_round is not None:
-        f = final_target(r, run)
-        for step in FINAL_STEPS:
-            if step.name not in f.done:
-                r.execute(step, run, f)
+        walk(r, run, FINAL_STEPS, final_target(r, run))
     elif rec.final is not None:
         rec.final = None
     rec.status, rec.error = "finished", None
