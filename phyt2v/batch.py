@@ -33,6 +33,7 @@ from . import batchdir
 from .batchdir import RESULT_SCHEMA_VERSION
 from .config import Config, hash_of
 from .errors import ConfigError, InputError, Interrupted, Phyt2vError, first_line
+from .lanes import remote_llm
 from .locks import FolderLock, writers_lock
 from .record import RunStore, append_jsonl, atomic_write_json, atomic_write_text, slugify
 from .schemas import RunRecord
@@ -275,7 +276,7 @@ class Batch:
         if self._concurrency is not None:
             return self._concurrency
         plan = getattr(self.refiner(), "plan", None)
-        remote = callable(plan) and plan().llm.get("backend") == "openai"
+        remote = callable(plan) and remote_llm(plan().llm)
         return DEFAULT_REMOTE_CONCURRENCY if remote else 1
 
     def refiner(self) -> Any:

@@ -112,10 +112,15 @@ class Lanes:
             lane.close()
 
 
+def remote_llm(plan_llm: dict[str, Any]) -> bool:
+    """The memory plan's LLM choice is a remote endpoint (its calls can overlap the GPU work)."""
+    return plan_llm.get("backend") == "openai"
+
+
 def llm_lane_kind(plan_llm: dict[str, Any], llm_device: str, gpu_in_use: bool) -> str:
     """``none`` (a remote LLM: concurrent calls), ``gpu`` (a local LLM on the GPU: shares the GPU lane) or
     ``own`` (a local LLM on the CPU: its own serial lane)."""
-    if plan_llm.get("backend") == "openai":
+    if remote_llm(plan_llm):
         return "none"
     if not gpu_in_use or llm_device == "cpu" or plan_llm.get("backend") == "embedded":
         return "own"
