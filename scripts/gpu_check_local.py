@@ -50,7 +50,6 @@ def _versions() -> dict:
 def _gpu_vlm(model_id: str, device: str, tokenizer):
     """A full-size random-weight VLM of ``model_id``'s architecture on the GPU (bf16), its special token ids
     those of the tiny tokenizer that feeds it."""
-    import torch
     import transformers
 
     import param_table
@@ -61,18 +60,13 @@ def _gpu_vlm(model_id: str, device: str, tokenizer):
                      ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")):
         cfg[key] = tokenizer.convert_tokens_to_ids(tok)
     conf = transformers.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    with torch.device(device):
-        torch.set_default_dtype(torch.bfloat16)
-        try:
-            model = cls(conf)
-        finally:
-            torch.set_default_dtype(torch.float32)
+    with param_table.made_on(device):
+        model = cls(conf)
     return model.eval()
 
 
 def _gpu_pipeline(tiny_dir: str, device: str):
     """CogVideoX-5B's full-size transformer, T5-XXL and VAE with random weights, tiny tokenizer/scheduler."""
-    import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXPipeline, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
@@ -80,14 +74,10 @@ def _gpu_pipeline(tiny_dir: str, device: str):
 
     tiny = CogVideoXPipeline.from_pretrained(tiny_dir)
     t5 = {k: v for k, v in param_table.T5_XXL.items() if k != "model_type"}
-    with torch.device(device):
-        torch.set_default_dtype(torch.bfloat16)
-        try:
-            transformer = CogVideoXTransformer3DModel(**param_table.COG_5B)
-            text_encoder = T5EncoderModel(T5Config(**t5))
-            vae = AutoencoderKLCogVideoX()
-        finally:
-            torch.set_default_dtype(torch.float32)
+    with param_table.made_on(device):
+        transformer = CogVideoXTransformer3DModel(**param_table.COG_5B)
+        text_encoder = T5EncoderModel(T5Config(**t5))
+        vae = AutoencoderKLCogVideoX()
     return CogVideoXPipeline(tokenizer=tiny.tokenizer, text_encoder=text_encoder.eval(), vae=vae.eval(),
                              transformer=transformer.eval(), scheduler=tiny.scheduler)
 
@@ -127,15 +117,12 @@ def build_roles(config, tiny: bool, device: str, workdir: Path) -> dict:
         cap = VLMCaptioner(vlm_dir, num_frames=config.captioner.num_frames, max_new_tokens=64, device=device,
                            dtype="bfloat16")
         scorer = VideoConScorer(str(owl_dir), device=device, dtype="bfloat16", num_frames=32)
+        import param_table
         from phyt2v.scorers.mplug_owl.config import MplugOwlConfig
         from phyt2v.scorers.mplug_owl.model import MplugOwlForConditionalGeneration
 
-        with torch.device(device):
-            torch.set_default_dtype(torch.bfloat16)
-            try:
-                big = MplugOwlForConditionalGeneration(MplugOwlConfig()).eval()
-            finally:
-                torch.set_default_dtype(torch.float32)
+        with param_table.made_on(device):
+            big = MplugOwlForConditionalGeneration(MplugOwlConfig()).eval()
         scorer.runtime.model, scorer.runtime.config = big, MplugOwlConfig()
     llm = VLMChatLLM(vlm_dir, device=device, dtype="float32" if tiny else "bfloat16", max_tokens=16 if tiny else 64)
     return {"generator": gen, "captioner": cap, "llm": llm, "scorer": scorer}

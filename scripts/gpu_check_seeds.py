@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -42,7 +41,6 @@ TINY = dict(height=16, width=16, frames=9, steps=2)
 
 def build_pipeline(device: str):
     """Wan2.1-T2V-1.3B at full size, random weights, bf16, built directly on ``device``."""
-    import torch
     from diffusers import AutoencoderKLWan, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
@@ -52,14 +50,10 @@ def build_pipeline(device: str):
 
     tiny = WanPipeline.from_pretrained(str(tiny_model_dir("wan")))
     umt5 = {k: v for k, v in param_table.UMT5_XXL.items() if k != "model_type"}
-    with torch.device(device):
-        torch.set_default_dtype(torch.bfloat16)
-        try:
-            transformer = WanTransformer3DModel(**WAN_13B)
-            text_encoder = UMT5EncoderModel(UMT5Config(**umt5))
-            vae = AutoencoderKLWan()
-        finally:
-            torch.set_default_dtype(torch.float32)
+    with param_table.made_on(device):
+        transformer = WanTransformer3DModel(**WAN_13B)
+        text_encoder = UMT5EncoderModel(UMT5Config(**umt5))
+        vae = AutoencoderKLWan()
     return WanPipeline(tokenizer=tiny.tokenizer, text_encoder=text_encoder.eval(), vae=vae.eval(),
                        transformer=transformer.eval(), scheduler=tiny.scheduler)
 
@@ -102,15 +96,6 @@ def run_arm(gen, batched: bool, seeds: list[int], folder: Path, cuda: bool) -> d
                         "height": v.height, "bytes": v.path.stat().st_size} for v in videos]}
 
 
-def versions() -> dict:
-    import diffusers
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-            "cuda": torch.version.cuda, "python": platform.python_version()}
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tiny", action="store_true", help="tiny-wan on CPU at 16x16, 9 frames, 2 steps")
@@ -129,6 +114,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     import torch
+
+    from gpu_check_generators import versions
 
     cuda = torch.cuda.is_available() and not args.tiny
     if not cuda and not args.tiny:

@@ -10,8 +10,24 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from phyt2v.paramcount import diffusers_model_params, mplug_owl_params, transformers_model_params
+
+
+@contextmanager
+def made_on(device: str) -> Iterator[None]:
+    """Modules constructed inside are made directly on ``device`` in bfloat16 (full-size random weights for the
+    GPU checks, no fp32 copy); the default dtype is float32 again afterwards, even on an error."""
+    import torch
+
+    with torch.device(device):
+        torch.set_default_dtype(torch.bfloat16)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(torch.float32)
 
 
 def dm(class_name: str, config: dict) -> int:
