@@ -15,7 +15,6 @@ describes the best; with one seed the order is the paper's, generate -> caption 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import steps

@@ -7,7 +7,6 @@ used without torchvision) or refuses the video; the caller then feeds the frames
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 from typing import Any

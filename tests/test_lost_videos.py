@@ -10,7 +10,6 @@ from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm
 from phyt2v import Refiner, load_config
 from phyt2v.errors import InputError, Interrupted
 from phyt2v.record import video_problem
-from phyt2v.schemas import RunRecord
 
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 
