@@ -203,6 +203,19 @@ class StepServer(_Loopback):
 
 # ---------------------------------------------------------------- fault injection
 
+TEST_KEY_ENV = "PHYT2V_TEST_LLM_KEY"  # tests unset it: the client sends no real key
+
+
+def openai_llm(srv: Any, **kw: Any) -> Any:
+    """The real ``OpenAILLM`` pointed at a test server, with short backoff and timeout (``kw`` overrides)."""
+    from phyt2v.llms.openai_llm import OpenAILLM
+
+    args = dict(model="test-model", base_url=srv.base_url, api_key_env=TEST_KEY_ENV, max_retries=3,
+                backoff_s=0.01, timeout_s=5.0)
+    args.update(kw)
+    return OpenAILLM(**args)
+
+
 HANG = ("hang",)
 RESET = ("reset",)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 import pytest
-from llm_servers import FaultyServer, fail, ok, page, trickle
+from llm_servers import TEST_KEY_ENV, FaultyServer, fail, ok, openai_llm, page, trickle
 
 from phyt2v.config import Config, LLMConfig, load_config
 from phyt2v.errors import LLMError
@@ -17,7 +18,7 @@ from phyt2v.loop import Refiner
 from phyt2v.record import CallLog
 from phyt2v.steps import extract_rules
 
-KEY_ENV = "PHYT2V_TEST_LLM_KEY"
+KEY_ENV = TEST_KEY_ENV
 MSGS = [{"role": "user", "content": "Say hi."}]
 
 
@@ -26,11 +27,7 @@ def _no_key(monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
 
 
-def make(srv: FaultyServer, **kw) -> OpenAILLM:
-    args = dict(model="test-model", base_url=srv.base_url, api_key_env=KEY_ENV, max_retries=1,
-                backoff_s=0.01, timeout_s=5.0)
-    args.update(kw)
-    return OpenAILLM(**args)
+make = partial(openai_llm, max_retries=1)
 
 
 def workers() -> list[threading.Thread]:

@@ -8,14 +8,14 @@ import time
 import traceback
 
 import pytest
-from llm_servers import HANG, RESET, FaultyServer, fail, ok
+from llm_servers import HANG, RESET, TEST_KEY_ENV, FaultyServer, fail, ok, openai_llm
 
 from phyt2v.config import Config, LLMConfig
 from phyt2v.errors import ConfigError, LLMError
 from phyt2v.llms import AutoLLM
 from phyt2v.llms.openai_llm import LOCAL_DUMMY_KEY, OpenAILLM
 
-KEY_ENV = "PHYT2V_TEST_LLM_KEY"
+KEY_ENV = TEST_KEY_ENV
 SECRET = "sk-test-SECRET123"
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}]
 SCHEMA = {"title": "Rules", "type": "object", "required": ["objects", "rules"],
@@ -28,11 +28,7 @@ def _no_key(monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
 
 
-def make(srv: FaultyServer, **kw) -> OpenAILLM:
-    args = dict(model="test-model", base_url=srv.base_url, api_key_env=KEY_ENV, max_retries=3,
-                backoff_s=0.01, timeout_s=5.0)
-    args.update(kw)
-    return OpenAILLM(**args)
+make = openai_llm
 
 
 def test_429_then_success_takes_exactly_two_requests():
