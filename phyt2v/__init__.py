@@ -12,12 +12,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Refiner": "phyt2v.loop", "RefineResult": "phyt2v.loop", "EnhanceResult": "phyt2v.enhancers",
+    "Refiner": "phyt2v.loop", "RefineResult": "phyt2v.loop", "EnhanceResult": "phyt2v.loop.enhancers",
     "Event": "phyt2v.loop",
-    "Batch": "phyt2v.batch", "Shard": "phyt2v.batch", "load_source": "phyt2v.sources",
-    "summarize_batch": "phyt2v.metrics", "export": "phyt2v.export", "write_report": "phyt2v.report",
+    "Batch": "phyt2v.batch", "Shard": "phyt2v.batch", "load_source": "phyt2v.batch",
+    "summarize_batch": "phyt2v.views.metrics", "export": "phyt2v.views.export", "write_report": "phyt2v.views.report",
     "Config": "phyt2v.config", "load_config": "phyt2v.config",
-    "RunRecord": "phyt2v.schemas", "RoundRecord": "phyt2v.schemas", "Rules": "phyt2v.schemas",
+    "RunRecord": "phyt2v.store.record", "RoundRecord": "phyt2v.store.record", "Rules": "phyt2v.schemas",
     "Mismatch": "phyt2v.schemas", "Refinement": "phyt2v.schemas",
     "Scores": "phyt2v.roles", "GeneratedVideo": "phyt2v.roles",
     "LLM": "phyt2v.roles", "VideoGenerator": "phyt2v.roles", "Captioner": "phyt2v.roles", "Scorer": "phyt2v.roles",

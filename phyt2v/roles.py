@@ -19,7 +19,7 @@ class LLM(Protocol):
     """A chat model. ``schema`` is a JSON schema the reply must follow, when the backend can
     constrain its output (``supports_schema``); otherwise it is ignored and the caller parses.
     Optional: a reply that is a ``str`` subclass with ``finish_reason`` ("length" when cut at max_tokens;
-    see ``llms._common.Reply``), or a ``last_finish_reason`` attribute; a plain ``str`` still works."""
+    see :class:`Reply`), or a ``last_finish_reason`` attribute; a plain ``str`` still works."""
 
     backend: str
     model_id: str
@@ -27,6 +27,28 @@ class LLM(Protocol):
 
     def complete(self, messages: list[Message], *, schema: dict[str, Any] | None = None,
                  max_tokens: int | None = None) -> str: ...
+
+
+class Reply(str):
+    """A backend's reply: the text, plus why generation stopped in ``finish_reason``: ``"stop"``,
+    ``"length"`` (cut at max_tokens) or None when the backend cannot tell. A plain ``str`` from a
+    third-party backend is read as ``finish_reason`` None."""
+
+    finish_reason: str | None
+
+    def __new__(cls, text: str | None, finish_reason: str | None = None) -> "Reply":
+        obj = super().__new__(cls, text or "")
+        obj.finish_reason = finish_reason
+        return obj
+
+
+def finish_reason(reply: Any, llm: Any = None) -> str | None:
+    """Why a reply stopped: ``reply.finish_reason`` (a ``Reply``), else the backend's
+    ``last_finish_reason`` attribute, else None (unknown: accepted as before)."""
+    reason = getattr(reply, "finish_reason", None)
+    if reason is None and llm is not None:
+        reason = getattr(llm, "last_finish_reason", None)
+    return reason if isinstance(reason, str) else None
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Pydantic models: the LLM steps' outputs (their field descriptions are part of the prompts)
-and the versioned run record written to ``run.json``.
+"""Pydantic models of the LLM steps' outputs: their field descriptions are part of the prompts. (The run record
+written to ``run.json`` is ``store/record.py``.)
 
 Lists and strings carry ``max_length``: it becomes ``maxItems``/``maxLength`` in the JSON schema, so a
 schema-constrained small model cannot loop on one field until its token limit; the parser trims
@@ -7,12 +7,9 @@ longer values instead of rejecting them."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
-SCHEMA_VERSION = 1
 
 Item = Annotated[str, StringConstraints(max_length=300)]
 
@@ -76,105 +73,3 @@ class PhysicsCoT(BaseModel):
     @property
     def physical(self) -> bool:
         return self.physics_score >= PHYSICS_THRESHOLD
-
-
-# ---------------------------------------------------------------- run record
-
-class StepError(BaseModel):
-    step: str
-    kind: str
-    message: str
-    raw: str | None = None
-    expected: list[str] = Field(default_factory=list)
-
-
-class RoundScores(BaseModel):
-    sa: float = Field(ge=0.0, le=1.0)
-    pc: float = Field(ge=0.0, le=1.0)
-    score: float = Field(ge=0.0, le=1.0)
-    extra: dict[str, Any] = Field(default_factory=dict)
-
-
-class Candidate(BaseModel):
-    """One seed's video of a best-of-N round (``loop.seeds`` > 1): every candidate is kept and scored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int
-    video: str  # path relative to the run directory
-    video_info: dict[str, Any] | None = None
-    scores: RoundScores | None = None
-
-
-class RoundRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    index: int = Field(ge=1)
-    prompt: str
-    prompt_tokens: int | None = None
-    over_budget: bool = False
-    video: str | None = None  # path relative to the run directory (the best candidate's with loop.seeds > 1)
-    video_info: dict[str, Any] | None = None  # the generator's GeneratedVideo: frames, fps, truncated, knobs
-    seed: int | None = None  # the seed of ``video``
-    candidates: list[Candidate] = Field(default_factory=list, description="loop.seeds > 1: every seed's video "
-                                        "and scores; the best one is the round's video, caption and scores")
-    draft: bool = Field(False, description="rendered at the cheaper loop.draft settings")
-    caption: str | None = None
-    scores: RoundScores | None = None
-    mismatch: Mismatch | None = None
-    refinement: Refinement | None = None
-    refined_prompt: str | None = None
-    timings: dict[str, float] = Field(default_factory=dict)
-    models: dict[str, str] = Field(default_factory=dict)
-    done: list[str] = Field(default_factory=list, description="finished steps, in order")
-
-
-class FinalRender(BaseModel):
-    """``loop.draft``: the best draft round's prompt rendered, captioned and scored again at full settings.
-    Metrics, exports and the report use it instead of the draft round."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    round: int = Field(ge=1, description="the draft round whose prompt (and seed) this renders")
-    prompt: str
-    seed: int
-    video: str | None = None
-    video_info: dict[str, Any] | None = None
-    caption: str | None = None
-    scores: RoundScores | None = None
-    timings: dict[str, float] = Field(default_factory=dict)
-    done: list[str] = Field(default_factory=list, description="finished steps, in order")
-
-
-RunStatus = Literal["running", "finished", "failed", "interrupted"]
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class RunRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: int = SCHEMA_VERSION
-    run_id: str
-    prompt: str
-    status: RunStatus = "running"
-    created: str = Field(default_factory=now)
-    updated: str = Field(default_factory=now)
-    config_hash: str
-    token_budget: int | None = None
-    rules: Rules | None = None
-    rounds: list[RoundRecord] = Field(default_factory=list)
-    best_round: int | None = None
-    enhancement: PhysicsCoT | None = Field(None, description="PhyGDPO's CoT (loop.enhancer: phygdpo or "
-                                           "loop.min_physics): physics score and the round-1 prompt")
-    final: FinalRender | None = Field(None, description="loop.draft: the full-settings render of the best round")
-    stop_reason: str | None = None
-    error: StepError | None = None
-    models: dict[str, str] = Field(default_factory=dict)
-    timings: dict[str, float] = Field(default_factory=dict)
-    invocations: list[dict[str, Any]] = Field(default_factory=list, description="one entry per command that "
-                                              "worked on this run: time, pid, host, the config's runtime part")
-    memory_plan: dict[str, Any] | None = Field(None, description="memplan: bytes per role, placement, LLM choice")
-    scorer_quantized: bool = Field(False, description="the scorer ran quantized: not the published metric")

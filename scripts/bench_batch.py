@@ -47,7 +47,7 @@ def comparable(line: dict) -> tuple:
 
 
 def results(batch) -> list[tuple]:
-    from phyt2v import batchdir
+    from phyt2v.batch import folder as batchdir
 
     return [comparable(x) for x in map(json.loads, (batch.dir / batchdir.RESULTS_FILE).read_text().splitlines())]
 
@@ -84,10 +84,10 @@ def main() -> int:
     from llm_servers import DelayProxy, StepServer, smollm_server
 
     from phyt2v.batch import Batch
+    from phyt2v.batch.sources import load_source
+    from phyt2v.cli.progress import quiet_libraries
     from phyt2v.config import load_config
     from phyt2v.loop import Refiner
-    from phyt2v.progress import quiet_libraries
-    from phyt2v.sources import load_source
 
     quiet_libraries()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-batch-"))

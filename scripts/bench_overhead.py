@@ -29,7 +29,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from phyt2v import Event, Refiner, load_config, registry
-    from phyt2v.progress import quiet_libraries
+    from phyt2v.cli.progress import quiet_libraries
 
     quiet_libraries()
 

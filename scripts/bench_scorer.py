@@ -54,9 +54,9 @@ def main() -> int:
     import numpy as np
     import torch
 
+    from phyt2v.scorers.many import score_videos
     from phyt2v.scorers.videocon import VideoConScorer
-    from phyt2v.scoring import score_videos
-    from phyt2v.video_io import write_video
+    from phyt2v.store.video_io import write_video
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA GPU: run on a GPU machine, or pass --tiny --device cpu for a smoke run", file=sys.stderr)

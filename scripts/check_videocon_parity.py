@@ -44,8 +44,8 @@ def main() -> int:
     ap.add_argument("--tol", type=float, default=0.02)
     args = ap.parse_args()
 
+    from phyt2v.scorers.many import score_videos
     from phyt2v.scorers.videocon import VideoConScorer
-    from phyt2v.scoring import score_videos
 
     items = [(args.videos / name, cap) for name, (cap, _, _) in PUBLISHED.items() if (args.videos / name).is_file()]
     if not items:

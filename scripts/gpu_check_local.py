@@ -7,7 +7,7 @@ No downloads: the roles are the full-size architectures with RANDOM weights, bui
 configs (scripts/param_table.py) directly on the GPU in bf16; tokenizers and processors come from the tiny
 models. Random weights measure memory and speed, never quality. A round is: the LLM step (the shared VLM),
 generate (``--steps`` denoising steps at the preset's size), caption, VideoCon-Physics score, a second LLM
-call. Placements: ``resident`` (all on the GPU), ``swap`` (phyt2v.swap moves roles between steps),
+call. Placements: ``resident`` (all on the GPU), ``swap`` (phyt2v.runtime.swap moves roles between steps),
 ``offload`` (swap + the generator under diffusers' model offload). The plan's estimate is recorded next to
 each measured peak. JSON goes to benchmarks/gpu/ (``--out``).
 """
@@ -50,9 +50,8 @@ def _versions() -> dict:
 def _gpu_vlm(model_id: str, device: str, tokenizer):
     """A full-size random-weight VLM of ``model_id``'s architecture on the GPU (bf16), its special token ids
     those of the tiny tokenizer that feeds it."""
-    import transformers
-
     import param_table
+    import transformers
 
     cfg = dict(getattr(param_table, VLM_CONFIGS[model_id]))
     cls = getattr(transformers, cfg["architectures"][0])
@@ -67,10 +66,9 @@ def _gpu_vlm(model_id: str, device: str, tokenizer):
 
 def _gpu_pipeline(tiny_dir: str, device: str):
     """CogVideoX-5B's full-size transformer, T5-XXL and VAE with random weights, tiny tokenizer/scheduler."""
+    import param_table
     from diffusers import AutoencoderKLCogVideoX, CogVideoXPipeline, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
-
-    import param_table
 
     tiny = CogVideoXPipeline.from_pretrained(tiny_dir)
     t5 = {k: v for k, v in param_table.T5_XXL.items() if k != "model_type"}
@@ -86,13 +84,13 @@ def build_roles(config, tiny: bool, device: str, workdir: Path) -> dict:
     """generator, captioner, llm (the shared VLM) and scorer backends for ``config``."""
     import torch
 
-    from phyt2v import vlm_runtime as vlm
     from phyt2v.captioners.vlm import VLMCaptioner
     from phyt2v.generators.cogvideox import CogVideoXGenerator
     from phyt2v.llms.vlm_llm import VLMChatLLM
     from phyt2v.scorers.mplug_owl.tiny import build_tiny_checkpoint
     from phyt2v.scorers.videocon import VideoConScorer
     from phyt2v.tiny import tiny_model_dir
+    from phyt2v.vlm import runtime as vlm
 
     g = config.generator
     owl_dir = build_tiny_checkpoint(workdir / "owl")
@@ -118,6 +116,7 @@ def build_roles(config, tiny: bool, device: str, workdir: Path) -> dict:
                            dtype="bfloat16")
         scorer = VideoConScorer(str(owl_dir), device=device, dtype="bfloat16", num_frames=32)
         import param_table
+
         from phyt2v.scorers.mplug_owl.config import MplugOwlConfig
         from phyt2v.scorers.mplug_owl.model import MplugOwlForConditionalGeneration
 
@@ -142,9 +141,9 @@ def one_round(roles: dict, steps: int, out: Path) -> float:
 def run(preset: str, tiny: bool, steps: int, out_dir: Path) -> dict:
     import torch
 
-    from phyt2v import memplan
     from phyt2v.config import load_config
-    from phyt2v.swap import Swapper
+    from phyt2v.runtime import memplan
+    from phyt2v.runtime.swap import Swapper
 
     cuda = torch.cuda.is_available() and not tiny
     if not tiny and not cuda:

@@ -1,4 +1,4 @@
-"""Recompute ``phyt2v.paramcount.PUBLISHED`` from the published architectures, built on the meta device.
+"""Recompute ``phyt2v.runtime.paramcount.PUBLISHED`` from the published architectures, built on the meta device.
 
     PYTHONPATH=. python scripts/param_table.py
 
@@ -13,7 +13,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from phyt2v.paramcount import diffusers_model_params, mplug_owl_params, transformers_model_params
+from phyt2v.runtime.paramcount import diffusers_model_params, transformers_model_params
+from phyt2v.scorers.mplug_owl.model import count_params as mplug_owl_params
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from phyt2v.roles import GeneratedVideo, Scores
-from phyt2v.video_io import write_video
+from phyt2v.store.video_io import write_video
 
 RULES = {"objects": ["rubber ball", "wooden floor"],
          "rules": ["gravity pulls the ball down", "the ball bounces lower each time"],

@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm
-from phyt2v import batchdir
+
 from phyt2v.batch import Batch, Shard, parse_shard
-from phyt2v.record import append_jsonl
+from phyt2v.batch import folder as batchdir
+from phyt2v.batch.sources import load_source
 from phyt2v.config import load_config
 from phyt2v.errors import BackendError, InputError
 from phyt2v.loop import Refiner
-from phyt2v.sources import load_source
+from phyt2v.store.files import append_jsonl
 
 PROMPTS = ["a ball rolls down a ramp", "water pours into a glass", "a glass falls and shatters",
            "ice melts on a hot pan"]
@@ -179,7 +179,7 @@ def test_parse_shard_ok():
 
 
 def test_phygenbench_export_names_videos_by_prompts_json_position(tmp_path, shared_dir):
-    from phyt2v.export import export
+    from phyt2v.views.export import export
 
     src = load_source("phygenbench", from_file=shared_dir / "benchmarks/phygenbench/prompts.json")
     cfg = load_config(loop={"max_rounds": 2, "min_rounds": 2})
@@ -199,7 +199,7 @@ def test_phygenbench_export_names_videos_by_prompts_json_position(tmp_path, shar
 
 
 def test_phygenbench_export_refuses_other_sources(tmp_path):
-    from phyt2v.export import export
+    from phyt2v.views.export import export
 
     src, cfg, ref, _ = make(tmp_path)
     s = Batch(src, cfg, out=tmp_path / "out", limit=1, refiner=ref).run()
@@ -223,7 +223,7 @@ def test_prompt_locked_by_another_process_is_skipped_and_revisited(tmp_path):
     b = Batch(src, cfg, out=tmp_path / "out", refiner=ref)
     first = b.dir / "runs" / run_id_for(src.items[0])
     root = Path(__file__).resolve().parents[1]
-    code = ("import sys, time; from pathlib import Path; from phyt2v.locks import FolderLock; "
+    code = ("import sys, time; from pathlib import Path; from phyt2v.store.locks import FolderLock; "
             "FolderLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(1.5)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(first)], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(root)})

@@ -2,14 +2,15 @@
 folders named by the earlier, whole-config hash are still found and resumed."""
 
 import pytest
-
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm
-from phyt2v import Refiner, batchdir, load_config
+
+from phyt2v import Refiner, load_config
 from phyt2v.batch import Batch
+from phyt2v.batch import folder as batchdir
+from phyt2v.batch.sources import load_source
 from phyt2v.config import Config
 from phyt2v.errors import BackendError
-from phyt2v.schemas import RunRecord
-from phyt2v.sources import load_source
+from phyt2v.store.record import RunRecord
 
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from phyt2v import devices
 from phyt2v.errors import BackendError
+from phyt2v.runtime import devices
 
 
 @pytest.fixture()
@@ -53,7 +53,7 @@ def test_dtype_keyword_follows_the_installed_library(monkeypatch):
     import torch
     import transformers
 
-    from phyt2v.devices import dtype_kwargs
+    from phyt2v.runtime.devices import dtype_kwargs
 
     monkeypatch.setattr(transformers, "__version__", "4.49.0")  # the oldest pyproject allows: no `dtype` yet
     assert dtype_kwargs(torch.float16, "transformers") == {"torch_dtype": torch.float16}

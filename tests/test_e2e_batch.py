@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from phyt2v import batchdir
+from phyt2v.batch import folder as batchdir
 
 PROMPTS = ["a rubber ball is dropped onto a wooden floor", "a glass of water tips over on a table",
            "a wooden block slides down a ramp"]

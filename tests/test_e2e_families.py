@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from doubles import physics_llm
+from test_e2e_smoke import run_cli, the_run
+
 from phyt2v import registry
 from phyt2v.config import load_config
 from phyt2v.loop import Refiner
-from phyt2v.video_io import probe
-from test_e2e_smoke import run_cli, the_run
+from phyt2v.store.video_io import probe
 
 
 def _save_wan(folder):
@@ -22,9 +22,9 @@ def _save_wan(folder):
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from phyt2v.tiny import _t5_tokenizer
+    from phyt2v.tiny.text import t5_tokenizer
 
-    tok = _t5_tokenizer()
+    tok = t5_tokenizer()
     torch.manual_seed(1)
     pipe = WanPipeline(
         tokenizer=tok,

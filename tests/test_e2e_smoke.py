@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from llm_servers import FaultyServer, fail, ok, smollm_server
-from phyt2v.schemas import RunRecord
-from phyt2v.video_io import probe
+
+from phyt2v.store.record import RunRecord
+from phyt2v.store.video_io import probe
 
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 FAKE_KEY = "sk-test-NEVER-WRITE-ME-7f3a9c"

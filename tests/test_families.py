@@ -15,7 +15,7 @@ from phyt2v import registry  # noqa: E402
 from phyt2v.config import load_config  # noqa: E402
 from phyt2v.errors import ConfigError  # noqa: E402
 from phyt2v.generators.diffusers_gen import DiffusersGenerator  # noqa: E402
-from phyt2v.video_io import probe, read_frames  # noqa: E402
+from phyt2v.store.video_io import probe, read_frames  # noqa: E402
 
 SIZE = {"tiny-wan": 16, "tiny-ltx": 32, "tiny-hunyuan": 16}
 LONG = "a red ball falls onto the wooden floor and bounces " * 60  # 600 words: over every budget
@@ -155,7 +155,7 @@ def test_call_time_settings_reuse_the_loaded_pipeline(tmp_path):
 
 
 def test_wan22_second_expert_gets_guidance_2(tmp_path, gens):
-    from phyt2v.tiny_families import build_tiny_wan
+    from phyt2v.tiny.families import build_tiny_wan
 
     folder = build_tiny_wan(tmp_path / "wan22", experts=2)
     g = DiffusersGenerator(str(folder), num_frames=9, steps=2, height=16, width=16, guidance=4.0, guidance_2=3.0)
@@ -207,7 +207,7 @@ def test_unknown_video_pipeline_runs_on_its_own_defaults(gens, tmp_path, caplog)
 def test_doctor_lists_the_loadable_families():
     from rich.console import Console
 
-    from phyt2v.doctor import families_table
+    from phyt2v.cli.doctor_report import families_table
 
     console = Console(width=200, record=True)
     console.print(families_table())

@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from phyt2v.errors import InputError  # noqa: E402
-from phyt2v.video_io import probe, read_frames, write_video  # noqa: E402
+from phyt2v.store.video_io import probe, read_frames, write_video  # noqa: E402
 
 PROMPT = "A ball falls onto a table"
 SIZES = {"tiny": (16, 16), "tiny-wan": (16, 16), "tiny-ltx": (32, 32), "tiny-hunyuan": (16, 16)}

@@ -10,8 +10,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from phyt2v import registry, vlm_runtime as vlm  # noqa: E402
+from phyt2v import registry
 from phyt2v.config import load_config  # noqa: E402
+from phyt2v.vlm import runtime as vlm  # noqa: E402
 
 VIDEOS = sorted((Path(__file__).resolve().parents[1].parent / "shared" / "videos").glob("*.mp4"))
 TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {% if m['content'] is string %}{{ m['content'] }}{% else %}"
@@ -21,13 +22,20 @@ TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {% if m['content'] is strin
 
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory) -> Path:
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
-    from phyt2v.tiny import _seeded, _vlm_tokenizer
+    from phyt2v.tiny.text import seeded
+    from phyt2v.tiny.vlm import vlm_tokenizer
 
     path = tmp_path_factory.mktemp("llava")
-    tok = _vlm_tokenizer()
+    tok = vlm_tokenizer()
     tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
     tok.chat_template = TEMPLATE
     config = LlavaConfig(
@@ -37,7 +45,7 @@ def tiny_llava(tmp_path_factory) -> Path:
                                 num_attention_heads=4, num_key_value_heads=2, eos_token_id=tok.eos_token_id,
                                 pad_token_id=tok.pad_token_id),
         image_token_id=tok.convert_tokens_to_ids("<image>"), vision_feature_select_strategy="full")
-    _seeded(0)
+    seeded(0)
     LlavaForConditionalGeneration(config).save_pretrained(str(path))
     ip = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=8, vision_feature_select_strategy="full",

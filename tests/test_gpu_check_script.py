@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import gpu_check_local  # noqa: E402
 
-from phyt2v import paramcount  # noqa: E402
+from phyt2v.runtime import paramcount  # noqa: E402
 
 
 def test_tiny_rehearsal_writes_one_round_per_placement(tmp_path):
@@ -28,8 +28,8 @@ def test_tiny_rehearsal_writes_one_round_per_placement(tmp_path):
 
 
 def test_full_size_builders_make_the_published_architectures():
-    from phyt2v import vlm_runtime as vlm
     from phyt2v.tiny import tiny_model_dir
+    from phyt2v.vlm import runtime as vlm
 
     tok = vlm.tokenizer_of(vlm.load_processor(str(tiny_model_dir("vlm"))))
     model = gpu_check_local._gpu_vlm("Qwen/Qwen3-VL-8B-Instruct", "meta", tok)

@@ -47,7 +47,7 @@ def test_without_cuda_or_tiny_it_exits_2(tmp_path, monkeypatch, capsys):
 
 
 def test_full_size_pipeline_is_the_published_wan_1_3b():
-    from phyt2v import paramcount
+    from phyt2v.runtime import paramcount
 
     pipe = gpu_check_seeds.build_pipeline("meta")
     table = paramcount.PUBLISHED["Wan-AI/Wan2.1-T2V-1.3B-Diffusers"]

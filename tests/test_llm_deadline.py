@@ -15,8 +15,8 @@ from phyt2v.config import Config, LLMConfig, load_config
 from phyt2v.errors import LLMError
 from phyt2v.llms.openai_llm import OpenAILLM
 from phyt2v.loop import Refiner
-from phyt2v.record import CallLog
-from phyt2v.steps import extract_rules
+from phyt2v.loop.llm_steps import extract_rules
+from phyt2v.store.record import CallLog
 
 KEY_ENV = TEST_KEY_ENV
 MSGS = [{"role": "user", "content": "Say hi."}]

@@ -129,7 +129,7 @@ def test_finish_reason_says_whether_max_tokens_cut_the_reply(loaded):
 def test_bundled_gguf_is_found_once_for_everyone(monkeypatch):
     from rich.console import Console
 
-    from phyt2v.doctor import report
+    from phyt2v.cli.doctor_report import report
     from phyt2v.llms.embedded import find_bundled_gguf
 
     path = find_bundled_gguf()

@@ -14,9 +14,9 @@ from phyt2v.config import load_config
 from phyt2v.errors import ParseError
 from phyt2v.llms.openai_llm import OpenAILLM
 from phyt2v.loop import Refiner
-from phyt2v.record import CallLog
+from phyt2v.loop.llm_steps import TOKENS_PER_WORD, extract_rules, run_step
 from phyt2v.schemas import Refinement
-from phyt2v.steps import TOKENS_PER_WORD, extract_rules, run_step
+from phyt2v.store.record import CallLog
 
 KEY_ENV = "PHYT2V_TEST_LLM_KEY"
 PROMPT = "a rubber ball is dropped onto a wooden floor"

@@ -9,13 +9,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from phyt2v import registry, steps, vlm_runtime as vlm  # noqa: E402
+from phyt2v import registry
 from phyt2v.config import Config, load_config  # noqa: E402
 from phyt2v.errors import ParseError  # noqa: E402
 from phyt2v.llms import AutoLLM  # noqa: E402
-from phyt2v.llms.choice import choose_llm  # noqa: E402
-from phyt2v.record import CallLog  # noqa: E402
+from phyt2v.loop import llm_steps as steps
+from phyt2v.runtime.llm_choice import choose_llm  # noqa: E402
 from phyt2v.schemas import Rules  # noqa: E402
+from phyt2v.store.record import CallLog  # noqa: E402
+from phyt2v.vlm import runtime as vlm  # noqa: E402
 
 KEY = "PHYT2V_TEST_CHOICE_KEY"
 VLM7 = "Qwen/Qwen2.5-VL-7B-Instruct"

@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from phyt2v import Refiner, memplan
+from phyt2v import Refiner
 from phyt2v.config import load_config
 from phyt2v.errors import BackendNotFound
+from phyt2v.runtime import memplan
 
 CARDS = {"local-24gb": 24, "local-48gb": 48, "local-80gb": 80}
 

@@ -11,13 +11,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm
+
 from phyt2v import Refiner, load_config
 from phyt2v.errors import Interrupted, RunLocked
-from phyt2v.locks import FolderLock
-from phyt2v.record import append_jsonl
-from phyt2v.schemas import RunRecord
+from phyt2v.store.files import append_jsonl
+from phyt2v.store.locks import FolderLock
+from phyt2v.store.record import RunRecord
 
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def make(tmp_path, scores, rounds=2, gen=None):
 
 
 def hold_lock(folder: Path) -> subprocess.Popen:
-    code = ("import sys, time; from pathlib import Path; from phyt2v.locks import FolderLock; "
+    code = ("import sys, time; from pathlib import Path; from phyt2v.store.locks import FolderLock; "
             "FolderLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True, env=ENV)
     assert proc.stdout.readline().strip() == "locked"
@@ -70,11 +70,11 @@ def test_lock_is_reentrant_in_one_process_and_released_after(tmp_path):
     with lock:
         assert FolderLock(tmp_path / "run").try_acquire()  # the batch holds it, refine takes it again
         FolderLock(tmp_path / "run").release()
-        probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from phyt2v.locks "
+        probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from phyt2v.store.locks "
                                 "import FolderLock; print(FolderLock(Path(sys.argv[1])).try_acquire())",
                                 str(tmp_path / "run")], capture_output=True, text=True, env=ENV)
         assert probe.stdout.strip() == "False"
-    probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from phyt2v.locks "
+    probe = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from phyt2v.store.locks "
                             "import FolderLock; print(FolderLock(Path(sys.argv[1])).try_acquire())",
                             str(tmp_path / "run")], capture_output=True, text=True, env=ENV)
     assert probe.stdout.strip() == "True"
@@ -95,7 +95,7 @@ def test_appends_from_two_processes_never_interleave(tmp_path):
     code = textwrap.dedent("""
         import sys
         from pathlib import Path
-        from phyt2v.record import append_jsonl
+        from phyt2v.store.files import append_jsonl
         for i in range(150):
             append_jsonl(Path(sys.argv[1]), {"who": sys.argv[2], "i": i, "pad": "x" * 20000}, lock=True)
     """)

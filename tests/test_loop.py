@@ -7,12 +7,12 @@ import signal
 from types import SimpleNamespace
 
 import pytest
+from doubles import RULES, FakeCaptioner, FakeGenerator, FakeScorer, ScriptedLLM, physics_llm, step_of
 
-from doubles import FakeCaptioner, FakeGenerator, FakeScorer, ScriptedLLM, physics_llm, step_of, RULES
 from phyt2v import Refiner, load_config
 from phyt2v.errors import InputError, Interrupted, LLMError, ParseError
 from phyt2v.loop import best_round, stop_reason
-from phyt2v.schemas import RoundRecord, RoundScores, RunRecord
+from phyt2v.store.record import RoundRecord, RoundScores, RunRecord
 
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 

@@ -5,11 +5,11 @@ import os
 import signal
 
 import pytest
-
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm
+
 from phyt2v import Refiner, load_config
 from phyt2v.errors import InputError, Interrupted
-from phyt2v.record import video_problem
+from phyt2v.store.video_io import video_problem
 
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 

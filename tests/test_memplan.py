@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from phyt2v import memplan, paramcount
 from phyt2v.config import load_config
 from phyt2v.errors import ConfigError
+from phyt2v.runtime import memplan, paramcount
 
 GiB = 2**30
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,11 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from phyt2v import metrics as M
+from phyt2v.batch.tables import read_rows
 from phyt2v.cli import app
-from phyt2v.metrics import summarize_file
-from phyt2v.tables import read_rows
 from phyt2v.errors import InputError
+from phyt2v.views import metrics as M
+from phyt2v.views.metrics import summarize_file
 
 approx = pytest.approx
 

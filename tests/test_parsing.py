@@ -4,13 +4,13 @@ wrong types, empty replies; retries that show the model its error; provider erro
 import json
 
 import pytest
-
 from doubles import RULES, ScriptedLLM
+
 from phyt2v.errors import LLMError, ParseError
-from phyt2v.parsing import ReplyError, extract_json, parse_reply
-from phyt2v.record import CallLog
+from phyt2v.loop.llm_steps import extract_rules, render, run_step
+from phyt2v.loop.parsing import ReplyError, extract_json, parse_reply
 from phyt2v.schemas import Mismatch, Rules
-from phyt2v.steps import extract_rules, render, run_step
+from phyt2v.store.record import CallLog
 
 GOOD = json.dumps(RULES)
 

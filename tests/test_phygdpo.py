@@ -14,12 +14,12 @@ import pytest
 from doubles import ScriptedLLM
 from llm_servers import FaultyServer, ok
 
-from phyt2v.enhancers import METHODS, phygdpo_enhance
 from phyt2v.errors import InputError, ParseError
-from phyt2v.parsing import ReplyError, parse_reply
-from phyt2v.record import CallLog
+from phyt2v.loop.enhancers import METHODS, phygdpo_enhance
+from phyt2v.loop.llm_steps import physics_cot, trim_words
+from phyt2v.loop.parsing import ReplyError, parse_reply
 from phyt2v.schemas import PHYSICS_THRESHOLD, PhysicsCoT
-from phyt2v.steps import physics_cot, trim_words
+from phyt2v.store.record import CallLog
 
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 EXTENDED = "A rubber ball is dropped onto a wooden floor; gravity pulls it down and it bounces lower each time."

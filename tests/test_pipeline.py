@@ -11,16 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from doubles import RULES, FakeCaptioner, FakeGenerator, mismatch, refinement, step_of
-from phyt2v import batchdir
+
 from phyt2v.batch import Batch
+from phyt2v.batch import folder as batchdir
+from phyt2v.batch.sources import load_source
 from phyt2v.config import load_config
 from phyt2v.errors import Phyt2vError
-from phyt2v.lanes import Lane, Lanes, llm_lane_kind
 from phyt2v.loop import Refiner
 from phyt2v.roles import Scores
-from phyt2v.sources import load_source
+from phyt2v.runtime.lanes import Lane, Lanes, llm_lane_kind
 
 PROMPTS = ["a ball rolls down a ramp", "water pours into a glass", "a glass falls and shatters",
            "ice melts on a hot pan", "a pendulum swings"]

@@ -56,7 +56,7 @@ def test_extends_deep_merges_chains_and_refuses_cycles(tmp_path):
 
 
 def test_extends_cycle(monkeypatch, tmp_path):
-    from phyt2v import config
+    from phyt2v.config import presets as config
 
     (tmp_path / "x.yaml").write_text("extends: y\n")
     (tmp_path / "y.yaml").write_text("extends: x\n")

@@ -14,12 +14,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm  # noqa: E402
 
-from phyt2v import Refiner, memplan, registry, vlm_runtime as vlm  # noqa: E402
+from phyt2v import Refiner, registry
 from phyt2v.config import load_config  # noqa: E402
 from phyt2v.errors import ConfigError  # noqa: E402
-from phyt2v.quant import check_quantization  # noqa: E402
-from phyt2v.schemas import RunRecord  # noqa: E402
-from phyt2v.swap import Swapper, modules_of  # noqa: E402
+from phyt2v.runtime import memplan
+from phyt2v.runtime.quant import check_quantization  # noqa: E402
+from phyt2v.runtime.swap import Swapper, modules_of  # noqa: E402
+from phyt2v.store.record import RunRecord  # noqa: E402
+from phyt2v.vlm import runtime as vlm  # noqa: E402
 
 VIDEO = next(iter(sorted((Path(__file__).resolve().parents[1].parent / "shared" / "videos").glob("*.mp4"))), None)
 

@@ -10,8 +10,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from phyt2v import registry, vlm_runtime as vlm  # noqa: E402
+from phyt2v import registry
 from phyt2v.config import load_config  # noqa: E402
+from phyt2v.vlm import runtime as vlm  # noqa: E402
 
 VIDEOS = sorted((Path(__file__).resolve().parents[1].parent / "shared" / "videos").glob("*.mp4"))
 
@@ -21,10 +22,11 @@ def tiny_qwen3vl(tmp_path_factory) -> Path:
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from phyt2v.tiny import VLM_SPECIALS, _seeded, _vlm_tokenizer, save_tiny_vlm
+    from phyt2v.tiny.text import seeded
+    from phyt2v.tiny.vlm import VLM_SPECIALS, save_tiny_vlm, vlm_tokenizer
 
     path = tmp_path_factory.mktemp("qwen3vl")
-    tok = _vlm_tokenizer()
+    tok = vlm_tokenizer()
     ids = {s: tok.convert_tokens_to_ids(s) for s in VLM_SPECIALS}
     config = Qwen3VLConfig(
         text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -36,7 +38,7 @@ def tiny_qwen3vl(tmp_path_factory) -> Path:
                            num_position_embeddings=64, deepstack_visual_indexes=[1]),
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-    _seeded(0)
+    seeded(0)
     return save_tiny_vlm(Qwen3VLForConditionalGeneration(config), tok, path,
                          Qwen2VLImageProcessorPil(patch_size=16, min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 16))
 

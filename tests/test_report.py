@@ -13,9 +13,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from phyt2v import metrics, report
 from phyt2v.errors import InputError
-from phyt2v.schemas import Mismatch, Refinement, RoundRecord, RoundScores, RunRecord, Rules, StepError
+from phyt2v.schemas import Mismatch, Refinement, Rules
+from phyt2v.store.record import RoundRecord, RoundScores, RunRecord, StepError
+from phyt2v.views import metrics, report
 
 EVIL = 'a <script>alert("x")</script> ball & "quoted" falls'
 CHROMIUM = os.environ.get("PHYT2V_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -201,7 +202,7 @@ def test_batch_page(batch_dir):
     assert "video &lt;broken&gt; &amp; unreadable" in text and "0.500 → 0.700" in text  # SA first → best
     # the real metrics (videophy: SA/PC = 1 at >= 0.5): round 1 SA 0.5 PC 0.35, best round SA 0.7 PC 0.5
     summary = metrics.summarize_batch(batch_dir)
-    assert summary["kind"] == "videophy" and "phyt2v.metrics unavailable" not in text
+    assert summary["kind"] == "videophy" and "phyt2v.views.metrics unavailable" not in text
     assert summary["rounds"]["first"]["overall"]["pc"] == 0.0 and summary["rounds"]["best"]["overall"]["pc"] == 1.0
     assert ("<tr><th>overall</th><td class=\"num\">2</td>"
             + "".join(f'<td class="num">{a}</td><td class="num">{b}</td><td class="num">{g}</td>'
@@ -230,7 +231,7 @@ def test_batch_page_when_metrics_fail(batch_dir, monkeypatch):
 
     monkeypatch.setattr(metrics, "summarize_batch", boom)
     text = report.write_report(batch_dir).read_text(encoding="utf-8")
-    assert "phyt2v.metrics unavailable (ValueError: no scorer kind)" in text
+    assert "phyt2v.views.metrics unavailable (ValueError: no scorer kind)" in text
     # mean SA of the 2 finished prompts: first rounds 0.5, best rounds (2) 0.7
     assert "<td class=\"num\">0.500</td><td class=\"num\">0.700</td><td class=\"num\">+0.200</td>" in text
 

@@ -16,8 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("torch")
 
 from phyt2v.roles import Scores  # noqa: E402
+from phyt2v.scorers.many import ScoreItem, score_videos  # noqa: E402
 from phyt2v.scorers.videocon import VideoConScorer  # noqa: E402
-from phyt2v.scoring import ScoreItem, score_videos  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def scorer(tiny_owl) -> VideoConScorer:
 def vids(tmp_path_factory) -> dict[str, Path]:
     import imageio.v2 as iio
 
-    from phyt2v.video_io import write_video
+    from phyt2v.store.video_io import write_video
 
     d = tmp_path_factory.mktemp("vids")
     rng = np.random.default_rng(2)

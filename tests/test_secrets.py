@@ -4,13 +4,13 @@ HTTP server answers with the key in a valid reply and in an unparseable one (kep
 import json
 
 import pytest
-
 from doubles import FakeCaptioner, FakeGenerator, FakeScorer
 from llm_servers import FaultyServer, ok
+
 from phyt2v import Refiner, load_config
 from phyt2v.errors import ParseError
-from phyt2v.record import append_jsonl, atomic_write_text
-from phyt2v.redact import scrub
+from phyt2v.store.files import append_jsonl, atomic_write_text
+from phyt2v.store.redact import scrub
 
 KEY = "sk-echoed-SECRET-4b1d9e"
 PROMPT = "a rubber ball is dropped onto a wooden floor"

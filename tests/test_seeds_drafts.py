@@ -10,14 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
-
 from doubles import FakeCaptioner, FakeGenerator, physics_llm
+
 from phyt2v.batch import Shard, result_line
 from phyt2v.config import load_config
 from phyt2v.errors import ConfigError
 from phyt2v.loop import Refiner
-from phyt2v.record import RunStore
 from phyt2v.roles import Scores
+from phyt2v.store.record import RunStore
 
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 
@@ -218,7 +218,7 @@ def test_enhancer_writes_round_one_prompt(tmp_path):
 
 def test_min_physics_skips_prompts_under_it_in_a_batch(tmp_path):
     from phyt2v.batch import Batch
-    from phyt2v.sources import load_source
+    from phyt2v.batch.sources import load_source
 
     src = tmp_path / "p.txt"
     src.write_text("a rubber ball bounces\na calm empty room\n")
@@ -234,7 +234,7 @@ def test_min_physics_skips_prompts_under_it_in_a_batch(tmp_path):
     assert kept["physics"]["score"] == 0.6 and kept["rounds"] and kept["rounds"][0]["prompt"] == "a rubber ball bounces"
     assert skipped["stop_reason"] == "not_physical" and skipped["rounds"] == [] and skipped["physics"]["physical"] is False
     assert gen.calls == ["a rubber ball bounces"]  # enhancer none: the gate only, the user's prompt is rendered
-    from phyt2v.metrics import summarize_batch
+    from phyt2v.views.metrics import summarize_batch
 
     m = summarize_batch(b.dir)
     assert m["n_not_physical"] == 1 and m["rounds"]["best"]["overall"]["n"] == 1

@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
-from phyt2v import sources
+from phyt2v.batch import sources
+from phyt2v.batch.sources import BENCHMARKS, PromptItem, Source, load_source
 from phyt2v.errors import InputError
-from phyt2v.sources import BENCHMARKS, PromptItem, Source, load_source
 
 
 def _bench(shared_dir, name):

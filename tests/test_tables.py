@@ -5,9 +5,9 @@ import json
 import pytest
 
 from phyt2v import resources
+from phyt2v.batch.prompt_files import read_prompts_file
+from phyt2v.batch.tables import BadRow, read_rows, read_table
 from phyt2v.errors import InputError
-from phyt2v.prompt_files import read_prompts_file
-from phyt2v.tables import BadRow, read_rows, read_table
 
 
 def write(path, text, encoding="utf-8"):
@@ -70,6 +70,6 @@ def test_cache_dir(tmp_path, monkeypatch):
     assert resources.cache_dir("tiny") == tmp_path / "xdg" / "phyt2v" / "tiny"
     monkeypatch.setenv("PHYT2V_CACHE", str(tmp_path / "mine"))
     assert resources.cache_dir() == tmp_path / "mine"
-    from phyt2v import tiny
+    from phyt2v.tiny import build as tiny
 
     assert tiny.cache_root() == tmp_path / "mine" / "tiny"

@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from phyt2v import registry  # noqa: E402
 from phyt2v.config import Config  # noqa: E402
 from phyt2v.errors import BackendError, ConfigError, InputError  # noqa: E402
-from phyt2v.video_io import probe, read_frames  # noqa: E402
+from phyt2v.store.video_io import probe, read_frames  # noqa: E402
 
 SMOKE = dict(height=16, width=16, num_frames=9, steps=2)
 
@@ -37,7 +37,7 @@ def test_build_tiny_cogvideox_is_deterministic(tmp_path):
     import torch
     from diffusers import CogVideoXPipeline
 
-    from phyt2v.tiny import build_tiny_cogvideox
+    from phyt2v.tiny.cogvideox import build_tiny_cogvideox
 
     a = CogVideoXPipeline.from_pretrained(build_tiny_cogvideox(tmp_path / "a"))
     b = CogVideoXPipeline.from_pretrained(build_tiny_cogvideox(tmp_path / "b"))
@@ -54,7 +54,7 @@ def test_build_tiny_cogvideox_is_deterministic(tmp_path):
 
 
 def test_tiny_model_dir_builds_once_and_atomically(tmp_path, monkeypatch):
-    from phyt2v import tiny
+    from phyt2v.tiny import build as tiny
 
     monkeypatch.setenv("PHYT2V_CACHE", str(tmp_path))
     calls = []

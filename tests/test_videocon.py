@@ -14,8 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 
-from phyt2v.scorers.mplug_owl.processor import (CLIP_MEAN, CLIP_STD, frame_indices,  # noqa: E402
-                                                load_frames, to_pixels)
+from phyt2v.scorers.mplug_owl.processor import CLIP_MEAN, CLIP_STD, frame_indices, load_frames, to_pixels
 from phyt2v.scorers.videocon import PC_TEMPLATE, SA_TEMPLATE, VideoConScorer, yes_no_probability  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -30,7 +29,7 @@ def scorer(tiny_owl) -> VideoConScorer:
 
 @pytest.fixture(scope="module")
 def short_video(tmp_path_factory) -> Path:
-    from phyt2v.video_io import write_video
+    from phyt2v.store.video_io import write_video
 
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(8)]
@@ -173,7 +172,7 @@ def test_score_is_read_at_the_last_real_position(scorer):
 
 @needs_shared
 def test_frame_indices_on_a_real_video():
-    from phyt2v.video_io import read_frames
+    from phyt2v.store.video_io import read_frames
 
     full, _ = read_frames(VIDEO)
     frames, idx, n = load_frames(VIDEO, 32, 224)

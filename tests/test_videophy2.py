@@ -14,8 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 
-from phyt2v.scorers.videophy2 import (PC_TEMPLATE, RULE_TEMPLATE, SA_TEMPLATE, VideoPhy2Scorer,  # noqa: E402
-                                      parse_rating)
+from phyt2v.scorers.videophy2 import PC_TEMPLATE, RULE_TEMPLATE, SA_TEMPLATE, VideoPhy2Scorer, parse_rating
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def scorer(tiny_owl, tmp_path_factory) -> VideoPhy2Scorer:
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> list[Path]:
-    from phyt2v.video_io import write_video
+    from phyt2v.store.video_io import write_video
 
     rng = np.random.default_rng(1)
     out = tmp_path_factory.mktemp("vids")

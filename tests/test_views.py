@@ -11,15 +11,15 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
-
-from phyt2v import batchdir, metrics, report
-from phyt2v.batch import Shard, result_line
-from phyt2v.export import export
-from phyt2v.record import RunStore
-from phyt2v.schemas import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord
-from phyt2v.sources import PromptItem
-from phyt2v.video_io import write_video
 from test_report import browser, open_page  # noqa: F401  (the headless Chromium fixture)
+
+from phyt2v.batch import Shard, result_line
+from phyt2v.batch import folder as batchdir
+from phyt2v.batch.sources import PromptItem
+from phyt2v.store.record import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord, RunStore
+from phyt2v.store.video_io import write_video
+from phyt2v.views import metrics, report
+from phyt2v.views.export import export
 
 
 def scores(sa, pc):

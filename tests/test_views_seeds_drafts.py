@@ -9,17 +9,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from doubles import FakeCaptioner, physics_llm
-from phyt2v import batchdir, report
+
 from phyt2v.batch import Batch
+from phyt2v.batch import folder as batchdir
+from phyt2v.batch.sources import load_source
 from phyt2v.config import load_config
-from phyt2v.export import export
 from phyt2v.loop import Refiner
-from phyt2v.metrics import summarize_batch
 from phyt2v.roles import GeneratedVideo, Scores
-from phyt2v.sources import load_source
-from phyt2v.video_io import write_video
+from phyt2v.store.video_io import write_video
+from phyt2v.views import report
+from phyt2v.views.export import export
+from phyt2v.views.metrics import summarize_batch
 
 PROMPTS = ["a rubber ball bounces on a wooden floor", "a glass of water tips over"]
 
@@ -46,7 +47,7 @@ class PixelScorer:
     backend, model_id = "fake", "fake-judge"
 
     def score(self, video, prompt):
-        from phyt2v.video_io import read_frames
+        from phyt2v.store.video_io import read_frames
 
         frames, _ = read_frames(video)
         v = float(frames[0][0, 0, 0]) / 255 * 0.5 + (0.4 if Path(video).stem.endswith("-s43") else 0.0)

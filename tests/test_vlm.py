@@ -11,10 +11,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from phyt2v import registry, vlm_runtime  # noqa: E402
+from phyt2v import registry
 from phyt2v.config import Config  # noqa: E402
 from phyt2v.errors import BackendError, InputError  # noqa: E402
-from phyt2v.video_io import write_video  # noqa: E402
+from phyt2v.store.video_io import write_video  # noqa: E402
+from phyt2v.vlm import runtime as vlm_runtime  # noqa: E402
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 CFG = Config(captioner={"model": "tiny", "num_frames": 4, "max_new_tokens": 12, "frame_size": 64},
@@ -209,7 +210,7 @@ def test_truncated_video_is_an_error_for_captioner_judge_and_the_loop(roles, tru
 
     from phyt2v import Refiner
     from phyt2v.errors import VideoError
-    from phyt2v.schemas import RunRecord
+    from phyt2v.store.record import RunRecord
 
     cap, judge, _ = roles
     with pytest.raises(VideoError, match=r"truncated or corrupt: 20 of the 32 frames .*cut\.mp4"):

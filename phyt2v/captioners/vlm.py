@@ -35,7 +35,7 @@ class VLMCaptioner:
 
     def __init__(self, model: str = DEFAULT_MODEL, *, num_frames: int = 8, max_new_tokens: int = 256,
                  frame_size: int = 448, device: str = "auto", dtype: str = "auto", quantization: str = "none"):
-        from ..vlm_runtime import get_vlm
+        from ..vlm.runtime import get_vlm
 
         self.model_id = model
         self.num_frames = num_frames
@@ -53,11 +53,11 @@ class VLMCaptioner:
     def caption(self, video: Path, *, objects: list[str] | None = None) -> str:
         import torch
 
-        from ..vlm_runtime import LOCK, build_inputs, tokenizer_of, video_frames
+        from ..vlm.runtime import LOCK, build_inputs, tokenizer_of, video_frames
 
         if not isinstance(video, (str, Path)):
             raise InputError(f"caption() needs a video path, got {type(video).__name__}")
-        from ..vlm_video import sampled_fps, supports_video, video_inputs
+        from ..vlm.video import sampled_fps, supports_video, video_inputs
 
         frames = video_frames(video, self.num_frames, self.frame_size)
         question = caption_instruction(len(frames), objects)

@@ -12,9 +12,21 @@ from typing import Any, Optional
 import typer
 
 from ..errors import InputError
-from ..paths import ensure_dir
-from .options import (ConfigOpt, DraftOpt, PresetOpt, RoundsOpt, SeedOpt, SeedsOpt, SetOpt, ThresholdOpt,
-                      build_config, err, out, out_opt)
+from ..store.paths import ensure_dir
+from .options import (
+    ConfigOpt,
+    DraftOpt,
+    PresetOpt,
+    RoundsOpt,
+    SeedOpt,
+    SeedsOpt,
+    SetOpt,
+    ThresholdOpt,
+    build_config,
+    err,
+    out,
+    out_opt,
+)
 
 
 def _summary_lines(s: Any) -> list[str]:
@@ -62,9 +74,10 @@ def register(app: typer.Typer) -> None:
         sets: Optional[list[str]] = SetOpt,
     ) -> None:
         """Run the refine loop over every prompt of SOURCE; resumable (rerun the same command), shardable."""
-        from ..batch import Batch, distributed_shard, launched_world_size, parse_shard
-        from ..progress import BatchProgress
-        from ..sources import load_source
+        from ..batch.runner import Batch
+        from ..batch.shards import distributed_shard, launched_world_size, parse_shard
+        from ..batch.sources import load_source
+        from .progress import BatchProgress
 
         if min_physics is not None:
             sets = [*(sets or []), f"loop.min_physics={min_physics}"]
@@ -89,7 +102,7 @@ def register(app: typer.Typer) -> None:
             err.print("[yellow]smoke preset: tiny random-weight models, the scores are meaningless.[/yellow]")
         label = f"[{sh}] " if sh is not None and sh.count > 1 else ""
         with BatchProgress(err, cfg, label=label) as prog:
-            from ..loop import Refiner
+            from ..loop.refiner import Refiner
 
             b = Batch(src, cfg, limit=limit, shard=sh, refiner=Refiner(cfg, on_event=prog.on_refine_event),
                       concurrency=concurrency, on_event=prog.on_batch_event)

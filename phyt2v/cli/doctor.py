@@ -14,7 +14,7 @@ def plan_for(preset: str | None, config_file: Path | None, overrides: list[str] 
              vram: float | None) -> tuple[dict, str]:
     """(the plan as plain data, its one-line summary) for a config, on ``vram`` GiB or this machine."""
     from ..config import load_config
-    from ..memplan import free_vram, make_plan
+    from ..runtime.memplan import free_vram, make_plan
 
     cfg = load_config(preset, file=config_file, overrides=overrides)
     free = free_vram(vram)
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
                 from ..errors import InputError
 
                 raise InputError("--json and --vram need a config: add --preset NAME (`phyt2v presets`) or --config FILE")
-            from ..doctor import report
+            from .doctor_report import report
 
             out.print(report())
             return

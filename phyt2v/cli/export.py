@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
                                            "(default phyt2v-<generator>)"),
     ) -> None:
         """Write a batch's videos in the layout of another evaluator or trainer."""
-        from ..export import export
+        from ..views.export import export
 
         res = export(batch_dir, fmt, out=dest, which=which, name=name)
         for s in res.skipped[:10]:

@@ -13,10 +13,9 @@ from typing import Optional
 
 import typer
 
-from .. import batchdir
-from .. import metrics as M
+from ..batch import folder as batchdir
+from ..views import metrics as M
 from .options import json_opt
-
 
 # ---------------------------------------------------------------- rendering
 

@@ -55,7 +55,7 @@ def build_config(preset: str | None, config: Path | None, sets: list[str] | None
     """The validated Config from the shared options (the preset, then the file, then --set, then flags)."""
     from pydantic import ValidationError
 
-    from ..config import Config, _format_validation, load_config
+    from ..config import Config, format_validation, load_config
     from ..errors import ConfigError
 
     if preset is None and config is None:
@@ -82,4 +82,4 @@ def build_config(preset: str | None, config: Path | None, sets: list[str] | None
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation(e, "command line")) from None
+        raise ConfigError(format_validation(e, "command line")) from None

@@ -8,9 +8,23 @@ from typing import Any, Optional
 import typer
 
 from ..errors import Phyt2vError
-from ..paths import ensure_dir
-from .options import (ConfigOpt, DraftOpt, FreshOpt, PresetOpt, RoundsOpt, SeedOpt, SeedsOpt, SetOpt, ThresholdOpt,
-                      build_config, err, json_opt, out, out_opt)
+from ..store.paths import ensure_dir
+from .options import (
+    ConfigOpt,
+    DraftOpt,
+    FreshOpt,
+    PresetOpt,
+    RoundsOpt,
+    SeedOpt,
+    SeedsOpt,
+    SetOpt,
+    ThresholdOpt,
+    build_config,
+    err,
+    json_opt,
+    out,
+    out_opt,
+)
 
 
 def refine(
@@ -28,8 +42,8 @@ def refine(
     as_json: bool = json_opt("print the run record as JSON at the end"),
 ) -> None:
     """Run the PhyT2V loop on PROMPT: generate, caption, score, refine; keep the best round."""
-    from ..loop import Refiner
-    from ..progress import RefineProgress, rounds_table
+    from ..loop.refiner import Refiner
+    from .progress import RefineProgress, rounds_table
 
     cfg = build_config(preset, config, sets, rounds=rounds, threshold=threshold, seed=seed, seeds=seeds,
                        draft=draft, out_dir=out_dir)
@@ -61,9 +75,9 @@ def refine(
 
 
 def _print_partial(refiner: Any, prompt: str) -> None:
-    from ..loop import validate_prompt
-    from ..progress import rounds_table
-    from ..record import RunStore
+    from ..loop.run import validate_prompt
+    from ..store.record import RunStore
+    from .progress import rounds_table
 
     try:
         rec = RunStore(refiner.out / refiner.run_id(validate_prompt(prompt))).load()
@@ -87,8 +101,8 @@ def enhance(
     rules) + one step-back rewrite; --method phygdpo: PhyGDPO's CoT extension and physics-richness score."""
     import json
 
-    from ..enhancers import check_method
-    from ..loop import Refiner
+    from ..loop.enhancers import check_method
+    from ..loop.refiner import Refiner
 
     check_method(method)
     cfg = build_config(preset, config, sets, command="enhance")
@@ -113,10 +127,10 @@ def enhance(
 def _enhance_phygdpo(refiner: Any, prompt: str, as_json: bool) -> None:
     import json
 
-    from ..enhancers import phygdpo_enhance
-    from ..loop import validate_prompt
-    from ..record import CallLog
+    from ..loop.enhancers import phygdpo_enhance
+    from ..loop.run import validate_prompt
     from ..schemas import PHYSICS_THRESHOLD
+    from ..store.record import CallLog
 
     prompt = validate_prompt(prompt)  # before the LLM loads
     llm = refiner.backend("llm")

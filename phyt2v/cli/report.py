@@ -19,6 +19,6 @@ def register(app: typer.Typer) -> None:
                                       "relative to it, so keep it on this disk)"),
     ) -> None:
         """Write an HTML report (scores per round, videos, prompt changes) that opens from file://."""
-        from ..report import write_report
+        from ..views.report import write_report
 
         print(write_report(path, out))

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import InputError
-from ..paths import ensure_file_parent
+from ..store.paths import ensure_file_parent
 from .options import ConfigOpt, PresetOpt, SetOpt, out_opt
 
 _EXTRA_COLUMNS = {
@@ -82,9 +82,9 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from .. import registry
+        from ..batch.prompt_files import match_items
         from ..config import load_config
-        from ..prompt_files import match_items
-        from ..scoring import score_videos
+        from ..scorers.many import score_videos
 
         items = match_items(list(videos or []), prompt, prompts, rule)
         asked_rule = any(it[2] for it in items)

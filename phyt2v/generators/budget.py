@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from .families import for_class, signature_defaults
-from .model_index import read_index
+from .model_index import read_index, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,6 @@ def budget_before_load(g: Any) -> int:
     if g.max_prompt_tokens:
         return int(g.max_prompt_tokens)
     from ..errors import BackendError
-    from .diffusers_gen import resolve_model
 
     try:
         index = read_index(resolve_model(g.model, "cogvideox"))

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .diffusers_gen import DiffusersGenerator
-from .diffusers_gen import resolve_model as _resolve
+from .model_index import resolve_model as _resolve
 
 DEFAULT_MODEL = "THUDM/CogVideoX-5b"
 

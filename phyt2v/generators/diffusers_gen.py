@@ -15,63 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..config import GeneratorConfig, check_options
-from ..devices import dtype_kwargs, resolve_device, resolve_dtype
-from ..devices import resolve_model as _resolve
 from ..errors import BackendError, ConfigError, InputError, first_line
 from ..roles import GeneratedVideo, StepCallback
+from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
 from . import chunks, knobs
 from . import overrides as overrides_mod
-from .families import FAMILY_OPTIONS_KEYS, Family, Settings, for_class, signature_defaults
-from .model_index import read_index
+from .families import Settings, for_class, signature_defaults
+from .model_index import read_index, resolve_model
+from .shapes import check_family_options, check_shape
 
 if TYPE_CHECKING:
     from ..config import Config
 
 log = logging.getLogger(__name__)
 
-TINY = {"tiny-wan": "wan", "tiny-ltx": "ltx", "tiny-hunyuan": "hunyuan", "tiny-cogvideox": "cogvideox"}
 CALL_TIME = ("num_frames", "steps", "guidance", "guidance_2", "true_cfg", "fps", "height", "width", "dynamic_cfg",
              "decode_timestep", "decode_noise_scale", "max_prompt_tokens")
 OPTIONS = ("negative_prompt", "vram_margin_gb")
-
-
-def resolve_model(model: str, default_tiny: str = "cogvideox") -> str:
-    """'tiny' / 'tiny-<family>' -> a tiny pipeline folder; an existing folder -> its path; else a hub id."""
-    kind = TINY.get(model, default_tiny if model == "tiny" else None)
-    if kind is not None:
-        model = "tiny"
-    return _resolve(model, tiny_kind=kind or default_tiny, what="generator model",
-                    example="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", marker="model_index.json")
-
-
-def check_family_options(cfg: GeneratorConfig, family: Family) -> None:
-    for key in FAMILY_OPTIONS_KEYS:
-        if getattr(cfg, key) is not None and key not in family.options:
-            takes = ", ".join(sorted(family.options)) or "none of them"
-            raise ConfigError(f"generator.{key} does not apply to {family.name} pipelines (this family takes "
-                              f"{takes}); remove generator.{key}")
-
-
-def check_sides(sides: dict[str, int | None], family: Family, spatial: int, model: str, *,
-                prefix: str = "generator.", error: type[Exception] = ConfigError) -> None:
-    """Sides multiples of ``spatial``, named (``prefix`` + key) with the nearest valid values."""
-    for key, val in sides.items():
-        if val and val % spatial:
-            lo = max(spatial, val // spatial * spatial)
-            raise error(f"{prefix}{key} {val} must be a multiple of {spatial} for {model} ({family.name}: "
-                        f"VAE x patch size), e.g. {lo} or {lo + spatial}.")
-
-
-def check_shape(cfg: GeneratorConfig, family: Family, rules: tuple[int, int], defaults: dict[str, Any],
-                model: str) -> None:
-    """Frames t*k+1 and sides multiples of s, named with the nearest valid values."""
-    temporal, spatial = rules
-    check_sides({k: getattr(cfg, k) or defaults.get(k) for k in ("height", "width")}, family, spatial, model)
-    n = cfg.num_frames or defaults.get("num_frames")
-    if n and (n - 1) % temporal:
-        lo = max(1, (n - 1) // temporal * temporal + 1)
-        raise ConfigError(f"generator.num_frames {n} must be {temporal}k+1 for {model} ({family.name}), "
-                          f"e.g. {lo} or {lo + temporal}.")
 
 
 class DiffusersGenerator:
@@ -130,6 +90,13 @@ class DiffusersGenerator:
         opts = check_options("generator", cls.backend, g.options, OPTIONS)
         fields = g.model_dump(exclude={"backend", "model", "options"})
         return cls(g.model, **fields, **opts)
+
+    @classmethod
+    def budget_before_load(cls, config: "Config") -> int:
+        """The token budget before the weights load (``phyt2v enhance`` never loads them): see budget.py."""
+        from .budget import budget_before_load
+
+        return budget_before_load(config.generator)
 
     @classmethod
     def load_settings(cls, config: "Config") -> dict[str, Any]:
@@ -302,7 +269,7 @@ class DiffusersGenerator:
 
     def _write(self, frames: Any, out_path: Path, seed: int, tokens: int, truncated: bool,
                counts: dict[str, int], steps: int, used: dict[str, Any]) -> GeneratedVideo:
-        from ..video_io import write_video
+        from ..store.video_io import write_video
 
         path = write_video(list(frames), Path(out_path), fps=self.fps)
         h, w = frames[0].shape[:2]

@@ -1,4 +1,5 @@
-"""What a pipeline folder says about itself before any weight loads: its pipeline class (model_index.json
+"""Where a pipeline's folder is (``resolve_model``: tiny, a local folder or a hub id), and what it says about itself
+before any weight loads: its pipeline class (model_index.json
 ``_class_name``) and the VAE / transformer configs the frame and size rules read. Local folders are read
 directly; hub ids from the local hub cache when they are there (never a download)."""
 
@@ -8,6 +9,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..runtime.devices import resolve_model as _resolve
+
+TINY = {"tiny-wan": "wan", "tiny-ltx": "ltx", "tiny-hunyuan": "hunyuan", "tiny-cogvideox": "cogvideox"}
 
 
 @dataclass
@@ -48,3 +53,12 @@ def read_index(model: str) -> PipelineIndex | None:
                          vae=_read(_locate(model, "vae/config.json")),
                          transformer=_read(_locate(model, "transformer/config.json")),
                          components={k: v for k, v in index.items() if not k.startswith("_")})
+
+
+def resolve_model(model: str, default_tiny: str = "cogvideox") -> str:
+    """'tiny' / 'tiny-<family>' -> a tiny pipeline folder; an existing folder -> its path; else a hub id."""
+    kind = TINY.get(model, default_tiny if model == "tiny" else None)
+    if kind is not None:
+        model = "tiny"
+    return _resolve(model, tiny_kind=kind or default_tiny, what="generator model",
+                    example="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", marker="model_index.json")

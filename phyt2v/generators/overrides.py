@@ -12,15 +12,13 @@ from __future__ import annotations
 import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from ..config import CacheConfig
 from ..errors import ConfigError, InputError, first_line
 from . import knobs
 from .families import Settings
-
-if TYPE_CHECKING:
-    from .diffusers_gen import DiffusersGenerator
+from .shapes import check_sides
 
 KEYS = ("steps", "height", "width", "cache")
 
@@ -56,7 +54,7 @@ def _cache(value: Any) -> CacheConfig | None:
         raise InputError(f"overrides['cache'] {value!r}: {first_line(e)}") from None
 
 
-def plan(gen: "DiffusersGenerator", overrides: dict[str, Any] | None) -> CallPlan:
+def plan(gen: Any, overrides: dict[str, Any] | None) -> CallPlan:
     """The call's settings with ``overrides`` applied, each value checked (InputError naming it)."""
     if overrides is None:
         return CallPlan(gen.settings)
@@ -67,8 +65,6 @@ def plan(gen: "DiffusersGenerator", overrides: dict[str, Any] | None) -> CallPla
         raise InputError(f"unknown overrides key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
     steps, height, width = _int(overrides, "steps", 1), _int(overrides, "height", 8), _int(overrides, "width", 8)
     if gen.family.classes:
-        from .diffusers_gen import check_sides
-
         check_sides({"height": height, "width": width}, gen.family, gen.rules[1], gen.model_id,
                     prefix="overrides: ", error=InputError)
     s = gen.settings
@@ -90,7 +86,7 @@ def _remove(pipe: Any) -> None:
 
 
 @contextmanager
-def cache_for_call(gen: "DiffusersGenerator", call: CallPlan) -> Iterator[dict[str, Any] | None]:
+def cache_for_call(gen: Any, call: CallPlan) -> Iterator[dict[str, Any] | None]:
     """The cache hook of this call (yields its record, None when off); the configured hook is back after."""
     if not call.swap_cache:
         yield gen.knobs.get("cache")

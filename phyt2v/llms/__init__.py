@@ -32,7 +32,7 @@ class AutoLLM:
     def choice(config: "Config") -> tuple[str, str | None, str]:
         import torch
 
-        from .choice import choose_llm
+        from ..runtime.llm_choice import choose_llm
 
         return choose_llm(config, cuda=torch.cuda.is_available(), env=os.environ)
 

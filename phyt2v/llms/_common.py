@@ -70,28 +70,6 @@ def one_line(text: Any, limit: int = 300) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-class Reply(str):
-    """A backend's reply: the text, plus why generation stopped in ``finish_reason``: ``"stop"``,
-    ``"length"`` (cut at max_tokens) or None when the backend cannot tell. A plain ``str`` from a
-    third-party backend is read as ``finish_reason`` None."""
-
-    finish_reason: str | None
-
-    def __new__(cls, text: str | None, finish_reason: str | None = None) -> "Reply":
-        obj = super().__new__(cls, text or "")
-        obj.finish_reason = finish_reason
-        return obj
-
-
-def finish_reason(reply: Any, llm: Any = None) -> str | None:
-    """Why a reply stopped: ``reply.finish_reason`` (a ``Reply``), else the backend's
-    ``last_finish_reason`` attribute, else None (unknown: accepted as before)."""
-    reason = getattr(reply, "finish_reason", None)
-    if reason is None and llm is not None:
-        reason = getattr(llm, "last_finish_reason", None)
-    return reason if isinstance(reason, str) else None
-
-
 class Abandoned(Exception):
     """A request still running at its deadline (it was abandoned)."""
 

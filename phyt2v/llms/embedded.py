@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..errors import BackendError, ConfigError, LLMError
-from ._common import Reply, check_messages, json_schema_format, one_line
+from ..roles import Reply
+from ._common import check_messages, json_schema_format, one_line
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -21,10 +21,10 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import redact
 from ..errors import ConfigError, LLMError
-from ._common import (Reply, Abandoned, call_with_deadline, check_messages, json_schema_format,
-                      one_line)
+from ..roles import Reply
+from ..store import redact
+from ._common import Abandoned, call_with_deadline, check_messages, json_schema_format, one_line
 
 if TYPE_CHECKING:
     from ..config import Config

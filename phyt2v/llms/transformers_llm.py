@@ -11,9 +11,10 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
-from ..devices import dtype_kwargs, resolve_device, resolve_dtype
 from ..errors import BackendError, ConfigError
-from ._common import Reply, check_messages, one_line
+from ..roles import Reply
+from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
+from ._common import check_messages, one_line
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -35,7 +36,7 @@ class TransformersLLM:
                               "llm.model=Qwen/Qwen2.5-7B-Instruct or a local model folder.")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..quant import quantization_config
+        from ..runtime.quant import quantization_config
 
         opts = dict(options or {})
         self.model_id = str(model)

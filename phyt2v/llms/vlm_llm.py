@@ -23,7 +23,7 @@ class VLMChatLLM:
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", quantization: str = "none",
                  temperature: float = 0.2, seed: int | None = 0, max_tokens: int = 1024):
-        from ..vlm_runtime import get_vlm
+        from ..vlm.runtime import get_vlm
 
         self.model_id = model
         self.temperature = temperature
@@ -54,7 +54,7 @@ class VLMChatLLM:
 
         import torch
 
-        from ..vlm_runtime import LOCK, tokenizer_of
+        from ..vlm.runtime import LOCK, tokenizer_of
 
         msgs = check_messages(messages)
         chat = self.processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)

@@ -36,6 +36,13 @@ def yes_no_probability(logits, yes_id: int, no_id: int):
 class VideoConScorer:
     backend = "videocon"
 
+    @staticmethod
+    def count_params(config: dict[str, Any] | None) -> int:
+        """Parameters of the model a ``config.json`` describes, built on the meta device (the memory plan asks)."""
+        from .mplug_owl.model import count_params
+
+        return count_params(config)
+
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  batch_size: int = 1, reference_truncation: bool = False, num_frames: int = 32,
                  quantization: str = "none"):
@@ -121,7 +128,7 @@ class VideoConScorer:
         return self.score_prepared([self.prepare(video, prompt)])[0]
 
     def score_many(self, items: Iterable[Any], **kwargs) -> list:
-        """Score many (video, prompt) pairs; see ``phyt2v.scoring.score_videos``."""
-        from ..scoring import score_videos
+        """Score many (video, prompt) pairs; see ``phyt2v.scorers.many.score_videos``."""
+        from .many import score_videos
 
         return score_videos(self, items, batch_size=kwargs.pop("batch_size", self.batch_size), **kwargs)

@@ -51,6 +51,13 @@ def _unit(rating: int | None) -> float:
 class VideoPhy2Scorer:
     backend = "videophy2"
 
+    @staticmethod
+    def count_params(config: dict[str, Any] | None) -> int:
+        """Parameters of the model a ``config.json`` describes, built on the meta device (the memory plan asks)."""
+        from .mplug_owl.model import count_params
+
+        return count_params(config)
+
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  batch_size: int = 1, num_frames: int = 32, max_new_tokens: int = MAX_LENGTH):
         from .mplug_owl.runtime import OwlRuntime
@@ -128,6 +135,6 @@ class VideoPhy2Scorer:
         return self.score_prepared([self.prepare(video, prompt, rule)])[0]
 
     def score_many(self, items: Iterable[Any], **kwargs) -> list:
-        from ..scoring import score_videos
+        from .many import score_videos
 
         return score_videos(self, items, batch_size=kwargs.pop("batch_size", self.batch_size), **kwargs)

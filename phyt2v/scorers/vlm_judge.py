@@ -44,7 +44,7 @@ class VLMJudgeScorer:
 
     def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, num_frames: int = 8,
                  frame_size: int = 448, device: str = "auto", dtype: str = "auto"):
-        from ..vlm_runtime import get_vlm, tokenizer_of
+        from ..vlm.runtime import get_vlm, tokenizer_of
 
         self.model_id = model
         self.num_frames = num_frames
@@ -69,7 +69,7 @@ class VLMJudgeScorer:
         through the vision tower once, and each question reuses their embeddings."""
         import torch
 
-        from ..vlm_runtime import build_inputs, encode_images, with_image_embeds
+        from ..vlm.runtime import build_inputs, encode_images, with_image_embeds
 
         out = []
         with torch.inference_mode():
@@ -85,7 +85,7 @@ class VLMJudgeScorer:
         return out
 
     def score(self, video: Path, prompt: str) -> Scores:
-        from ..vlm_runtime import video_frames
+        from ..vlm.runtime import video_frames
 
         if not prompt or not prompt.strip():
             raise InputError("vlm-judge: empty prompt; pass the user's original prompt for SA")

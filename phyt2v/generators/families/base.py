@@ -51,7 +51,7 @@ def signature_defaults(pipeline_cls: type) -> dict[str, Any]:
             if k != "self"}
 
 
-def _get(cfg: Mapping[str, Any] | None, key: str, default: Any = None) -> Any:
+def config_value(cfg: Mapping[str, Any] | None, key: str, default: Any = None) -> Any:
     if cfg is None:
         return default
     val = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
@@ -79,9 +79,9 @@ class Family:
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
         """(temporal multiple, spatial multiple): frames must be t*k+1, sides multiples of s.
         The generic rule: 4k+1 frames (most video VAEs), sides multiple of 8 x patch size."""
-        t = int(_get(vae, "temporal_compression_ratio", _get(vae, "scale_factor_temporal", 4)))
-        s = int(_get(vae, "spatial_compression_ratio", _get(vae, "scale_factor_spatial", 8)))
-        return t * _patch(_get(transformer, "patch_size_t", 1)), s * _patch(_get(transformer, "patch_size", 1))
+        t = int(config_value(vae, "temporal_compression_ratio", config_value(vae, "scale_factor_temporal", 4)))
+        s = int(config_value(vae, "spatial_compression_ratio", config_value(vae, "scale_factor_spatial", 8)))
+        return t * _patch(config_value(transformer, "patch_size_t", 1)), s * _patch(config_value(transformer, "patch_size", 1))
 
     def defaults(self, sig: dict[str, Any], transformer: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Family defaults for height, width, num_frames, steps, guidance, fps (from the signature)."""

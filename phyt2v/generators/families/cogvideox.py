@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import Family, Settings, _get
+from .base import Family, Settings, config_value
 
 
 class CogVideoX(Family):
@@ -22,17 +22,17 @@ class CogVideoX(Family):
     tiny = "cogvideox"
 
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
-        spatial = 2 ** (len(_get(vae, "block_out_channels", (0,) * 4)) - 1) * int(_get(transformer, "patch_size", 2))
-        temporal = int(_get(vae, "temporal_compression_ratio", 4)) * 2  # latent frames decode in pairs
-        return temporal * int(_get(transformer, "patch_size_t", 1)), spatial
+        spatial = 2 ** (len(config_value(vae, "block_out_channels", (0,) * 4)) - 1) * int(config_value(transformer, "patch_size", 2))
+        temporal = int(config_value(vae, "temporal_compression_ratio", 4)) * 2  # latent frames decode in pairs
+        return temporal * int(config_value(transformer, "patch_size_t", 1)), spatial
 
     def defaults(self, sig: dict[str, Any], transformer: Mapping[str, Any] | None = None) -> dict[str, Any]:
         d = super().defaults(sig, transformer)
         # the pipeline fills size and frames from the transformer config (sample_* x VAE factor 8)
-        d["height"] = d["height"] or int(_get(transformer, "sample_height", 60)) * 8
-        d["width"] = d["width"] or int(_get(transformer, "sample_width", 90)) * 8
-        d["num_frames"] = d["num_frames"] or int(_get(transformer, "sample_frames", 49))
-        d["fps"] = 16 if _get(transformer, "patch_size_t") else 8  # CogVideoX1.5 renders at 16 fps
+        d["height"] = d["height"] or int(config_value(transformer, "sample_height", 60)) * 8
+        d["width"] = d["width"] or int(config_value(transformer, "sample_width", 90)) * 8
+        d["num_frames"] = d["num_frames"] or int(config_value(transformer, "sample_frames", 49))
+        d["fps"] = 16 if config_value(transformer, "patch_size_t") else 8  # CogVideoX1.5 renders at 16 fps
         return d
 
     def token_limit(self, pipe: Any, sig: dict[str, Any]) -> int | None:
@@ -40,7 +40,7 @@ class CogVideoX(Family):
         return int(getattr(pipe.transformer.config, "max_text_seq_length", None) or sig["max_sequence_length"])
 
     def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:
-        return int(_get(index.transformer, "max_text_seq_length", sig["max_sequence_length"]))
+        return int(config_value(index.transformer, "max_text_seq_length", sig["max_sequence_length"]))
 
     def prepare(self, pipe: Any, cfg: Any) -> dict[str, Any]:
         name = cfg.scheduler or "dpm"

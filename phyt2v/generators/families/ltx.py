@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from .base import Family, Settings, _get
+from .base import Family, Settings, config_value
 
 
 class LTX(Family):
@@ -18,11 +18,11 @@ class LTX(Family):
     tiny = "ltx"
 
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
-        scaling = sum(bool(x) for x in _get(vae, "spatio_temporal_scaling", (True, True, True, False)))
-        s = _get(vae, "spatial_compression_ratio", int(_get(vae, "patch_size", 4)) * 2 ** scaling)
-        t = _get(vae, "temporal_compression_ratio", int(_get(vae, "patch_size_t", 1)) * 2 ** scaling)
-        spatial = int(s) * int(_get(transformer, "patch_size", 1))
-        return int(t) * int(_get(transformer, "patch_size_t", 1)), math.lcm(32, spatial)
+        scaling = sum(bool(x) for x in config_value(vae, "spatio_temporal_scaling", (True, True, True, False)))
+        s = config_value(vae, "spatial_compression_ratio", int(config_value(vae, "patch_size", 4)) * 2 ** scaling)
+        t = config_value(vae, "temporal_compression_ratio", int(config_value(vae, "patch_size_t", 1)) * 2 ** scaling)
+        spatial = int(s) * int(config_value(transformer, "patch_size", 1))
+        return int(t) * int(config_value(transformer, "patch_size_t", 1)), math.lcm(32, spatial)
 
     def call_kwargs(self, pipe: Any, s: Settings, sig: dict[str, Any]) -> dict[str, Any]:
         kw = super().call_kwargs(pipe, s, sig)

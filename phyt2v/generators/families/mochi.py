@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from .base import Family, _get
+from .base import Family, config_value
 
 
 class Mochi(Family):
@@ -17,9 +17,9 @@ class Mochi(Family):
     attention_dispatch = False
 
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
-        t = math.prod(_get(vae, "temporal_expansions", (1, 2, 3)))
-        s = math.prod(_get(vae, "spatial_expansions", (2, 2, 2)))
-        return int(t), int(s) * int(_get(transformer, "patch_size", 2))
+        t = math.prod(config_value(vae, "temporal_expansions", (1, 2, 3)))
+        s = math.prod(config_value(vae, "spatial_expansions", (2, 2, 2)))
+        return int(t), int(s) * int(config_value(transformer, "patch_size", 2))
 
     def defaults(self, sig: dict[str, Any], transformer: Any = None) -> dict[str, Any]:
         d = super().defaults(sig, transformer)

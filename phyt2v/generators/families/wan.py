@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import Family, Settings, _get
+from .base import Family, Settings, config_value
 
 
 class Wan(Family):
@@ -21,13 +21,13 @@ class Wan(Family):
     tiny = "wan"
 
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
-        patch = _get(transformer, "patch_size", (1, 2, 2))
-        return int(_get(vae, "scale_factor_temporal", 4)), int(_get(vae, "scale_factor_spatial", 8)) * int(patch[1])
+        patch = config_value(transformer, "patch_size", (1, 2, 2))
+        return int(config_value(vae, "scale_factor_temporal", 4)), int(config_value(vae, "scale_factor_spatial", 8)) * int(patch[1])
 
     def defaults(self, sig: dict[str, Any], transformer: Mapping[str, Any] | None = None) -> dict[str, Any]:
         d = super().defaults(sig, transformer)
         # TI2V-5B (48 latent channels, x16 VAE) renders 24 fps; the 2.1 and A14B models 16
-        d["fps"] = 24 if int(_get(transformer, "in_channels", 16)) == 48 else 16
+        d["fps"] = 24 if int(config_value(transformer, "in_channels", 16)) == 48 else 16
         return d
 
     def clean(self, prompt: str) -> str:

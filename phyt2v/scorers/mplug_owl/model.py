@@ -7,6 +7,8 @@ tokenised prompt (negative ids, 65 per ``<|video|>``) are replaced by the abstra
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -81,3 +83,12 @@ class MplugOwlForConditionalGeneration(nn.Module):
             inputs_embeds=embeds, attention_mask=attention_mask.to(self.device),
             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
             eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+
+
+def count_params(config: dict[str, Any] | None = None) -> int:
+    """Parameters of VideoCon-Physics / VideoPhy-2 (mPLUG-Owl-Video), built on the meta device: the published
+    ``config.json`` layout, or the published architecture (LLaMA-7B) when ``config`` is None."""
+    conf = MplugOwlConfig.from_dict(config) if config else MplugOwlConfig()
+    with torch.device("meta"):
+        model = MplugOwlForConditionalGeneration(conf)
+    return sum(p.numel() for p in model.parameters())

@@ -49,7 +49,7 @@ _QUIET = _QuietRescale()
 def load_frames(path: str | Path, k: int = 32, size: int = 224) -> tuple[np.ndarray, list[int], int]:
     """Sampled frames (k, size, size, 3) uint8, their indices, and the video's frame count.
     ffmpeg squeezes each frame to size x size, as the reference's decord reader does."""
-    from ...video_io import read_frames
+    from ...store.video_io import read_frames
 
     for name in ("imageio_ffmpeg", "imageio.plugins.ffmpeg"):
         logging.getLogger(name).addFilter(_QUIET)  # idempotent

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ... import registry
-from ...devices import resolve_device, resolve_dtype
 from ...errors import BackendError, InputError
+from ...runtime.devices import resolve_device, resolve_dtype
 from .processor import SentencePieceTokenizer, load_frames, read_image_stats, to_pixels
 
 
@@ -29,7 +29,7 @@ class PreparedVideo:
 class OwlRuntime:
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", num_frames: int = 32,
                  quantization: str = "none"):
-        from ...quant import check_quantization, quantize_module
+        from ...runtime.quant import check_quantization, quantize_module
         from .loading import load_model, resolve_model_dir
 
         if not isinstance(num_frames, int) or num_frames < 1:

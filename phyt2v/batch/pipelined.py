@@ -1,0 +1,75 @@
+"""One pass of a pipelined batch (``phyt2v batch --concurrency K``): K prompts in flight, one thread each.
+
+Each prompt runs exactly as in a sequential batch (``run_one``, the runner's ``Batch.try_one``: its folder lock,
+every step on disk before the next, its result line appended under the file lock); only where the steps execute
+changes: the Refiner's ``pipeline()`` puts GPU steps on one worker and a local LLM on one more (``runtime/lanes.py``),
+so while one prompt waits for the LLM another uses the GPU. Prompts start in source order. A prompt's results do
+not depend on what runs beside it: its seeds are its own and every model call is made with the same inputs as
+sequentially.
+
+Ctrl-C (or one prompt's interruption) stops every prompt after its current step and keeps what is done; an
+error that would fail every prompt (a model that does not load) stops the others the same way, then is raised.
+This module knows nothing of the batch itself: it is given the callables it needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Callable
+
+from ..errors import Interrupted
+
+_SKIPPED = object()
+
+
+def pipelined_pass(run_one: Callable[[Any], Any], items: list[Any], k: int, *, tally: Callable[[Any], bool],
+                   request_stop: Callable[[], None]) -> list[Any]:
+    """Run ``run_one(item)`` for ``items`` with ``k`` in flight, counting each outcome with ``tally`` (True: the
+    item is held by another process, revisit it); ``request_stop()`` makes every run in flight stop after its
+    current step. Returns the items to revisit; raises the first error (or Interrupted) after the others stopped."""
+    locked: list[Any] = []
+    stop: BaseException | None = None
+    stopping = threading.Event()
+
+    def one(item: Any) -> Any:
+        if stopping.is_set():  # a prompt queued behind an error or Ctrl-C is left untouched
+            return _SKIPPED
+        try:
+            return run_one(item)
+        except BaseException:
+            stopping.set()
+            request_stop()  # every run in flight raises Interrupted after its current step
+            raise
+
+    def stop_all() -> None:
+        request_stop()
+        for fut in futures:
+            fut.cancel()  # prompts not started yet stay untouched
+
+    pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix="phyt2v-prompt")
+    futures: dict[Future, Any] = {pool.submit(one, it): it for it in items}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                if fut.cancelled():
+                    continue
+                err = fut.exception()
+                if err is None:
+                    if fut.result() is not _SKIPPED and tally(fut.result()):
+                        locked.append(futures[fut])
+                    continue
+                if stop is None or (isinstance(stop, Interrupted) and not isinstance(err, Interrupted)):
+                    stop = err  # the first cause wins over the interruptions it caused
+                stop_all()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop everything after the steps in progress
+        stop = Interrupted("interrupted; finished steps are saved. Run the same command again to resume.")
+        stopping.set()
+        stop_all()
+    finally:
+        pool.shutdown(wait=True)
+    if stop is not None:
+        raise stop
+    return locked

@@ -1,0 +1,162 @@
+"""Exact parameter counts from configs, without weights: each model is built on the meta device.
+
+Used by the memory plan (``memplan.py``) when a model's configs are in a local folder or the hub
+cache; ``PUBLISHED`` holds the counts of the presets' models for when neither is there. Nothing
+here downloads: the hub cache is only read (``huggingface_hub.try_to_load_from_cache``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Parameters of the presets' models, for planning offline. Every entry was computed by
+# ``scripts/param_table.py``: the published architecture (diffusers conversion-script configs and class
+# defaults; the hub config.json of T5-XXL, UMT5-XXL, Llama-3-8B, CLIP-L and the Qwen VLMs; mPLUG-Owl's
+# published layout) built on the meta device. The Qwen counts equal the sizes the hub states (3.75B,
+# 8.29B, 4.44B, 8.77B). One entry per weighted component, so a pipeline sums its parts.
+PUBLISHED: dict[str, dict[str, int]] = {
+    "THUDM/CogVideoX-5b": {"transformer": 5_570_283_072, "text_encoder": 4_762_310_656, "vae": 215_583_907},
+    "THUDM/CogVideoX-2b": {"transformer": 1_693_783_872, "text_encoder": 4_762_310_656, "vae": 215_583_907},
+    "THUDM/CogVideoX1.5-5B": {"transformer": 5_570_676_352, "text_encoder": 4_762_310_656, "vae": 215_583_907},
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": {"transformer": 1_418_996_800, "text_encoder": 5_680_910_336,
+                                         "vae": 126_892_531},
+    "Wan-AI/Wan2.1-T2V-14B-Diffusers": {"transformer": 14_288_491_584, "text_encoder": 5_680_910_336,
+                                        "vae": 126_892_531},
+    "Wan-AI/Wan2.2-T2V-A14B-Diffusers": {"transformer": 14_288_491_584, "transformer_2": 14_288_491_584,
+                                         "text_encoder": 5_680_910_336, "vae": 126_892_531},
+    "Wan-AI/Wan2.2-TI2V-5B-Diffusers": {"transformer": 4_999_787_712, "text_encoder": 5_680_910_336,
+                                        "vae": 704_688_668},
+    "Lightricks/LTX-Video": {"transformer": 1_923_385_472, "text_encoder": 4_762_310_656, "vae": 419_193_649},
+    "hunyuanvideo-community/HunyuanVideo": {"transformer": 12_821_012_544, "text_encoder": 7_505_186_816,
+                                            "text_encoder_2": 123_060_480, "vae": 246_478_803},
+    "Qwen/Qwen2.5-VL-3B-Instruct": {"model": 3_754_622_976},
+    "Qwen/Qwen2.5-VL-7B-Instruct": {"model": 8_292_166_656},
+    "Qwen/Qwen3-VL-4B-Instruct": {"model": 4_437_815_808},
+    "Qwen/Qwen3-VL-8B-Instruct": {"model": 8_767_123_696},
+    "videophysics/videocon_physics": {"model": 7_152_633_856},
+    "videophysics/videophy_2_auto": {"model": 7_152_633_856},
+}
+
+# Components of a diffusers pipeline that hold weights (the tokenizers and scheduler do not).
+WEIGHTED = ("transformer", "transformer_2", "text_encoder", "text_encoder_2", "image_encoder", "vae")
+
+
+def published(model_id: str) -> dict[str, int] | None:
+    """The shipped counts for a hub id (case-insensitive, an optional "-Diffusers" ignored)."""
+    norm = model_id.lower().removesuffix("-diffusers")
+    for key, parts in PUBLISHED.items():
+        if key.lower().removesuffix("-diffusers") == norm:
+            return dict(parts)
+    return None
+
+
+def read_json(model: str, filename: str) -> dict[str, Any] | None:
+    """``filename`` from a local model folder or the hub cache; None when neither has it. Never downloads."""
+    p = Path(model).expanduser()
+    if p.is_dir():
+        f = p / filename
+        return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    if model.count("/") != 1:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return None
+    hit = try_to_load_from_cache(model, filename)
+    if isinstance(hit, str) and Path(hit).is_file():
+        return json.loads(Path(hit).read_text(encoding="utf-8"))
+    return None
+
+
+def count_parameters(module: Any) -> int:
+    """Distinct parameters of a module (tied weights counted once)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _memo(kind: str, class_name: str | None, config: dict[str, Any], build) -> int:
+    """``build()``'s count, remembered on disk by (kind, class, config) so a second plan of the same
+    model skips the heavy imports (``$PHYT2V_CACHE/paramcounts.json``)."""
+    import hashlib
+    import os
+
+    key = hashlib.sha256(json.dumps([kind, class_name, config], sort_keys=True, default=str).encode()).hexdigest()
+    root = Path(os.environ.get("PHYT2V_CACHE") or Path.home() / ".cache" / "phyt2v")
+    path = root / "paramcounts.json"
+    try:
+        memo = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return int(memo[key])
+    n = build()
+    memo[key] = n
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs time
+    return n
+
+
+def diffusers_model_params(class_name: str, config: dict[str, Any], *, memo: bool = True) -> int:
+    """A diffusers model (e.g. ``WanTransformer3DModel``) built on meta from its ``config.json``."""
+    if memo:
+        return _memo("diffusers", class_name, config, lambda: diffusers_model_params(class_name, config, memo=False))
+    import diffusers
+    import torch
+
+    cls = getattr(diffusers, class_name, None)
+    if cls is None:
+        raise ValueError(f"diffusers has no model class {class_name}")
+    cfg = {k: v for k, v in config.items() if not k.startswith("_")}
+    with torch.device("meta"):
+        model = cls.from_config(cfg)
+    return count_parameters(model)
+
+
+def transformers_model_params(config: dict[str, Any], class_name: str | None = None, *, memo: bool = True) -> int:
+    """A transformers model built on meta from its ``config.json`` (``class_name`` e.g.
+    ``T5EncoderModel``; default: the first of the config's ``architectures``)."""
+    if memo:
+        return _memo("transformers", class_name, config,
+                     lambda: transformers_model_params(config, class_name, memo=False))
+    import torch
+    import transformers
+
+    data = dict(config)
+    name = class_name or (data.get("architectures") or [None])[0]
+    cls = getattr(transformers, name, None) if name else None
+    if cls is None:
+        raise ValueError(f"transformers has no model class {name!r}")
+    model_type = data.pop("model_type", None) or getattr(cls.config_class, "model_type", None)
+    conf = transformers.AutoConfig.for_model(model_type, **{k: v for k, v in data.items()
+                                                             if not k.startswith("_")})
+    with torch.device("meta"):
+        model = cls(conf)
+    return count_parameters(model)
+
+
+def pipeline_params(model: str) -> dict[str, int] | None:
+    """Parameters per weighted component of a diffusers pipeline whose configs are on disk
+    (``model_index.json`` then each component's ``config.json``); None when they are not."""
+    index = read_json(model, "model_index.json")
+    if index is None:
+        return None
+    out: dict[str, int] = {}
+    for comp in WEIGHTED:
+        spec = index.get(comp)
+        if not (isinstance(spec, list) and len(spec) == 2 and spec[1]):
+            continue
+        library, class_name = spec
+        cfg = read_json(model, f"{comp}/config.json")
+        if cfg is None:
+            return None  # partial cache: the caller falls back to the table
+        if library == "diffusers":
+            out[comp] = diffusers_model_params(class_name, cfg)
+        else:
+            out[comp] = transformers_model_params(cfg, class_name)
+    return out

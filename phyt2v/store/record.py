@@ -1,0 +1,193 @@
+"""The run record (``run.json``, versioned, validated) and the folder of one run: ``run.json`` written atomically,
+round folders, ``calls.jsonl``. Files are written through ``files.py`` (atomic, scrubbed of secrets)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import Phyt2vError, first_line
+from ..schemas import Mismatch, PhysicsCoT, Refinement, Rules
+from .files import append_jsonl, atomic_write_json, atomic_write_text, now
+
+SCHEMA_VERSION = 1
+
+
+# ---------------------------------------------------------------- run record
+
+class StepError(BaseModel):
+    step: str
+    kind: str
+    message: str
+    raw: str | None = None
+    expected: list[str] = Field(default_factory=list)
+
+
+class RoundScores(BaseModel):
+    sa: float = Field(ge=0.0, le=1.0)
+    pc: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=0.0, le=1.0)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Candidate(BaseModel):
+    """One seed's video of a best-of-N round (``loop.seeds`` > 1): every candidate is kept and scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int
+    video: str  # path relative to the run directory
+    video_info: dict[str, Any] | None = None
+    scores: RoundScores | None = None
+
+
+class RoundRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=1)
+    prompt: str
+    prompt_tokens: int | None = None
+    over_budget: bool = False
+    video: str | None = None  # path relative to the run directory (the best candidate's with loop.seeds > 1)
+    video_info: dict[str, Any] | None = None  # the generator's GeneratedVideo: frames, fps, truncated, knobs
+    seed: int | None = None  # the seed of ``video``
+    candidates: list[Candidate] = Field(default_factory=list, description="loop.seeds > 1: every seed's video "
+                                        "and scores; the best one is the round's video, caption and scores")
+    draft: bool = Field(False, description="rendered at the cheaper loop.draft settings")
+    caption: str | None = None
+    scores: RoundScores | None = None
+    mismatch: Mismatch | None = None
+    refinement: Refinement | None = None
+    refined_prompt: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    models: dict[str, str] = Field(default_factory=dict)
+    done: list[str] = Field(default_factory=list, description="finished steps, in order")
+
+
+class FinalRender(BaseModel):
+    """``loop.draft``: the best draft round's prompt rendered, captioned and scored again at full settings.
+    Metrics, exports and the report use it instead of the draft round."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    round: int = Field(ge=1, description="the draft round whose prompt (and seed) this renders")
+    prompt: str
+    seed: int
+    video: str | None = None
+    video_info: dict[str, Any] | None = None
+    caption: str | None = None
+    scores: RoundScores | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    done: list[str] = Field(default_factory=list, description="finished steps, in order")
+
+
+RunStatus = Literal["running", "finished", "failed", "interrupted"]
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    prompt: str
+    status: RunStatus = "running"
+    created: str = Field(default_factory=now)
+    updated: str = Field(default_factory=now)
+    config_hash: str
+    token_budget: int | None = None
+    rules: Rules | None = None
+    rounds: list[RoundRecord] = Field(default_factory=list)
+    best_round: int | None = None
+    enhancement: PhysicsCoT | None = Field(None, description="PhyGDPO's CoT (loop.enhancer: phygdpo or "
+                                           "loop.min_physics): physics score and the round-1 prompt")
+    final: FinalRender | None = Field(None, description="loop.draft: the full-settings render of the best round")
+    stop_reason: str | None = None
+    error: StepError | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    invocations: list[dict[str, Any]] = Field(default_factory=list, description="one entry per command that "
+                                              "worked on this run: time, pid, host, the config's runtime part")
+    memory_plan: dict[str, Any] | None = Field(None, description="memplan: bytes per role, placement, LLM choice")
+    scorer_quantized: bool = Field(False, description="the scorer ran quantized: not the published metric")
+
+
+# ---------------------------------------------------------------- the run's folder
+
+class CallLog:
+    """Appends one JSON line per model call: role, backend, model id, inputs, output, duration."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.total_s = 0.0
+        self.count = 0
+
+    @contextmanager
+    def call(self, role: str, backend: Any, step: str, inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        entry: dict[str, Any] = {
+            "time": now(), "role": role, "step": step,
+            "backend": getattr(backend, "backend", type(backend).__name__),
+            "model_id": getattr(backend, "model_id", None), "inputs": inputs,
+        }
+        t0 = time.perf_counter()
+        try:
+            yield entry  # the caller sets entry["output"]
+            entry["ok"] = True
+        except BaseException as e:
+            entry["ok"] = False
+            entry["error"] = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            entry["duration_s"] = round(time.perf_counter() - t0, 4)
+            self.total_s += entry["duration_s"]
+            self.count += 1
+            if self.path is not None:
+                append_jsonl(self.path, entry)
+
+
+class RunStore:
+    """The folder of one run: ``run.json``, ``config.json``, ``calls.jsonl``, ``round-<k>/``."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+        self.record_path = self.dir / "run.json"
+        self.calls = CallLog(self.dir / "calls.jsonl")
+
+    def round_dir(self, k: int) -> Path:
+        d = self.dir / f"round-{k}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def load(self) -> RunRecord | None:
+        if not self.record_path.is_file():
+            return None
+        try:
+            return RunRecord.model_validate_json(self.record_path.read_text(encoding="utf-8"))
+        except (ValidationError, ValueError) as e:
+            raise Phyt2vError(f"{self.record_path} is not a valid run record ({first_line(e)}); "
+                              "move it away or pass --fresh to start this run again") from None
+
+    def save(self, rec: RunRecord) -> None:
+        rec.updated = now()
+        atomic_write_text(self.record_path, rec.model_dump_json(indent=2) + "\n")
+
+    def save_config(self, effective: dict[str, Any]) -> None:
+        atomic_write_json(self.dir / "config.json", effective)
+
+    def write_round(self, rnd: RoundRecord) -> None:
+        """Human-readable copies of a round's artifacts beside the video."""
+        d = self.round_dir(rnd.index)
+        atomic_write_text(d / "prompt.txt", rnd.prompt + "\n")
+        if rnd.caption is not None:
+            atomic_write_text(d / "caption.txt", rnd.caption + "\n")
+        if rnd.scores is not None:
+            atomic_write_json(d / "scores.json", rnd.scores.model_dump())
+        if rnd.mismatch is not None:
+            atomic_write_json(d / "mismatch.json", rnd.mismatch.model_dump())
+        if rnd.refined_prompt is not None:
+            atomic_write_text(d / "refined_prompt.txt", rnd.refined_prompt + "\n")
+        atomic_write_json(d / "round.json", {"timings": rnd.timings, "models": rnd.models,
+                                             "prompt_tokens": rnd.prompt_tokens, "done": rnd.done})
