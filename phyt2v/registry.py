@@ -8,9 +8,11 @@ Heavy imports happen only when a backend is built, so ``phyt2v --help`` stays fa
 from __future__ import annotations
 
 import difflib
+import logging
 import importlib
 from collections import Counter
 from importlib.metadata import entry_points
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import BackendError, BackendNotFound
@@ -18,29 +20,37 @@ from .errors import BackendError, BackendNotFound
 if TYPE_CHECKING:
     from .config import Config
 
+log = logging.getLogger("phyt2v")
+
 ROLES = ("llm", "generator", "captioner", "scorer")
 
-BUILTINS: dict[str, dict[str, str]] = {
-    "llm": {
-        "auto": "phyt2v.llms:AutoLLM",
-        "openai": "phyt2v.llms.openai_llm:OpenAILLM",
-        "embedded": "phyt2v.llms.embedded:EmbeddedLLM",
-        "transformers": "phyt2v.llms.transformers_llm:TransformersLLM",
-        "vlm": "phyt2v.llms.vlm_llm:VLMChatLLM",
-    },
-    "generator": {
-        "diffusers": "phyt2v.generators.diffusers_gen:DiffusersGenerator",
-        "cogvideox": "phyt2v.generators.cogvideox:CogVideoXGenerator",
-    },
-    "captioner": {
-        "vlm": "phyt2v.captioners.vlm:VLMCaptioner",
-    },
-    "scorer": {
-        "vlm-judge": "phyt2v.scorers.vlm_judge:VLMJudgeScorer",
-        "videocon": "phyt2v.scorers.videocon:VideoConScorer",
-        "videophy2": "phyt2v.scorers.videophy2:VideoPhy2Scorer",
-    },
+# The built-in backends, in the form of the plugins' entry points ("<role>:<name>" = "module:attr"): both are read
+# into the same table by ``available`` and imported by the same ``resolve``.
+BUILTINS: dict[str, str] = {
+    "llm:auto": "phyt2v.llms:AutoLLM",
+    "llm:openai": "phyt2v.llms.openai_llm:OpenAILLM",
+    "llm:embedded": "phyt2v.llms.embedded:EmbeddedLLM",
+    "llm:transformers": "phyt2v.llms.transformers_llm:TransformersLLM",
+    "llm:vlm": "phyt2v.llms.vlm_llm:VLMChatLLM",
+    "generator:diffusers": "phyt2v.generators.diffusers_gen:DiffusersGenerator",
+    "generator:cogvideox": "phyt2v.generators.cogvideox:CogVideoXGenerator",
+    "captioner:vlm": "phyt2v.captioners.vlm:VLMCaptioner",
+    "scorer:vlm-judge": "phyt2v.scorers.vlm_judge:VLMJudgeScorer",
+    "scorer:videocon": "phyt2v.scorers.videocon:VideoConScorer",
+    "scorer:videophy2": "phyt2v.scorers.videophy2:VideoPhy2Scorer",
 }
+GROUP = "phyt2v.backends"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One backend: ``target`` is "module:attr"; ``source`` is "built-in" or "plugin (<distribution>)"."""
+
+    role: str
+    name: str
+    target: str
+    source: str = "built-in"
+
 
 DESCRIPTIONS: dict[str, str] = {
     "llm:auto": "openai when an endpoint or key is configured, else on CUDA the captioner's VLM, else embedded",
@@ -65,30 +75,46 @@ def record_load(role: str) -> None:
     LOADS[role] += 1
 
 
-def _plugins() -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {r: {} for r in ROLES}
+_WARNED: set[str] = set()
+
+
+def _entries() -> list[Entry]:
+    """Every backend: the built-ins, then the plugins of the entry-point group ``phyt2v.backends``. A plugin named
+    like a built-in is not used (the built-in stays), with a warning naming both; never a silent replacement."""
+    out = [Entry(*key.split(":", 1), target) for key, target in BUILTINS.items()]
+    taken = {(e.role, e.name): e for e in out}
     try:
-        eps = entry_points(group="phyt2v.backends")
+        eps = list(entry_points(group=GROUP))
     except Exception:  # pragma: no cover - broken metadata must not break the CLI
-        return found
+        return out
     for ep in eps:
         role, _, name = ep.name.partition(":")
-        if role in found and name:
-            found[role][name] = ep
-    return found
+        if role not in ROLES or not name:
+            continue
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+        entry = Entry(role, name, ep.value, f"plugin ({dist})")
+        held = taken.get((role, name))
+        if held is not None:
+            if held.target != entry.target and ep.name not in _WARNED:
+                _WARNED.add(ep.name)
+                log.warning("the plugin backend '%s' of %s (%s) has the name of the %s backend (%s); the %s one is "
+                            "used: give the plugin's entry point another name", ep.name, dist, ep.value,
+                            held.source, held.target, held.source)
+            continue
+        taken[(role, name)] = entry
+        out.append(entry)
+    return out
 
 
-def available(role: str) -> dict[str, Any]:
-    """Backend name -> import target (str) or entry point, for one role."""
+def available(role: str) -> dict[str, Entry]:
+    """Backend name -> its :class:`Entry`, for one role (built-ins and plugins)."""
     if role not in ROLES:
         raise BackendNotFound(f"unknown role '{role}'; roles are {', '.join(ROLES)}")
-    table: dict[str, Any] = dict(BUILTINS[role])
-    table.update(_plugins()[role])
-    return table
+    return {e.name: e for e in _entries() if e.role == role}
 
 
-def check(role: str, name: str) -> Any:
-    """The import target for ``name``; raises BackendNotFound (with suggestions) without importing."""
+def check(role: str, name: str) -> Entry:
+    """The entry for ``name``; raises BackendNotFound (with suggestions) without importing."""
     table = available(role)
     if name not in table:
         near = difflib.get_close_matches(name, list(table), n=3, cutoff=0.4)
@@ -99,15 +125,14 @@ def check(role: str, name: str) -> Any:
 
 
 def resolve(role: str, name: str) -> type:
-    target = check(role, name)
-    if isinstance(target, str):
-        mod, _, attr = target.partition(":")
-        try:
-            return getattr(importlib.import_module(mod), attr)
-        except ImportError as e:
-            raise BackendError(f"{role} backend '{name}' cannot be imported: {e}. "
-                               "Install the missing package (`phyt2v doctor` lists them).") from e
-    return target.load()
+    """The backend class (imported now: the heavy imports of a backend happen when it is constructed)."""
+    entry = check(role, name)
+    mod, _, attr = entry.target.partition(":")
+    try:
+        return getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise BackendError(f"{role} backend '{name}' ({entry.source}: {entry.target}) cannot be imported: {e}. "
+                           "Install the missing package (`phyt2v doctor` lists them).") from e
 
 
 _BUILT: dict[tuple[str, str], Any] = {}

@@ -208,7 +208,7 @@ def test_backends_built_once_per_process_for_the_same_settings(monkeypatch):
             reconfigured.append(config.generator.steps)
             return Dummy()
 
-    monkeypatch.setitem(registry.BUILTINS["generator"], "dummy", "builtins:object")
+    monkeypatch.setitem(registry.BUILTINS, "generator:dummy", "builtins:object")
     monkeypatch.setattr(registry, "resolve", lambda role, name: Dummy)
     registry.clear_cache()
     try:

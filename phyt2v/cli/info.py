@@ -33,8 +33,8 @@ def backends() -> None:
 
     t = Table("role", "backend", "source", "description")
     for role in registry.ROLES:
-        for name, target in sorted(registry.available(role).items()):
-            src = "built-in" if isinstance(target, str) else f"plugin ({target.value})"
+        for name, entry in sorted(registry.available(role).items()):
+            src = entry.source if entry.source == "built-in" else f"{entry.source}: {entry.target}"
             t.add_row(role, name, src, registry.DESCRIPTIONS.get(f"{role}:{name}", ""))
     out.print(t)
 
