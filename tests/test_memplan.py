@@ -156,3 +156,14 @@ def test_doctor_json_is_one_object_fast_and_offline(tmp_path):
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "error: memory plan: the captioner" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) <= 3  # one wrapped line
+
+
+def test_parameter_counts_are_remembered_in_the_one_cache_folder(tmp_path, monkeypatch):
+    """$XDG_CACHE_HOME is honoured (resources.cache_dir), like every other phyt2v cache file."""
+    monkeypatch.delenv("PHYT2V_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    tiny_t5 = dict(model_type="t5", d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4, vocab_size=99)
+    n = paramcount.transformers_model_params(tiny_t5, "T5EncoderModel")
+    memo = json.loads((tmp_path / "xdg" / "phyt2v" / "paramcounts.json").read_text())
+    assert list(memo.values()) == [n] and not (tmp_path / "home").exists()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..errors import ConfigError, Phyt2vError
-from . import paramcount
+from . import hub, paramcount
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -118,7 +118,7 @@ def _model_params(model: str, kind: str, counter: Any = None) -> tuple[dict[str,
         if kind == "pipeline":
             parts = paramcount.pipeline_params(model)
         else:
-            cfg = paramcount.read_json(model, "config.json")
+            cfg = hub.read_json(model, "config.json")
             parts = None if cfg is None else {"model": counter(cfg) if counter is not None
                                                else paramcount.transformers_model_params(cfg)}
         if parts:
