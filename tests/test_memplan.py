@@ -167,3 +167,30 @@ def test_parameter_counts_are_remembered_in_the_one_cache_folder(tmp_path, monke
     n = paramcount.transformers_model_params(tiny_t5, "T5EncoderModel")
     memo = json.loads((tmp_path / "xdg" / "phyt2v" / "paramcounts.json").read_text())
     assert list(memo.values()) == [n] and not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("role", ["generator", "captioner", "scorer"])
+def test_a_role_of_unknown_size_is_refused_not_planned_at_zero(role, tmp_path, monkeypatch):
+    """A model in no local folder, no hub cache and not in the table never counts as 0 bytes on a GPU."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    made_up = "someone/made-up-video-model"
+    sections = {"generator": {"model": "THUDM/CogVideoX-2b"}, "captioner": {"model": "Qwen/Qwen2.5-VL-3B-Instruct"},
+                "scorer": {"backend": "videocon"}}
+    sections[role] = {**sections[role], "model": made_up}
+    config = load_config(None, **sections)
+    with pytest.raises(ConfigError) as ei:
+        memplan.make_plan(config, 80 * GiB, cuda=True, env={})
+    msg = str(ei.value)
+    assert f"the size of the {role} model '{made_up}' is unknown" in msg
+    assert f'hf download {made_up} --include "*.json"' in msg and f"--set {role}.model=PATH" in msg
+    assert "\n" not in msg
+    assert memplan.make_plan(config, None).placement == "cpu"  # no GPU: its size does not matter
+
+
+def test_a_local_folder_without_configs_is_refused_naming_the_folder(tmp_path):
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline",
+                                                           "transformer": ["diffusers", "WanTransformer3DModel"]}))
+    config = load_config(None, generator={"model": str(tmp_path)}, captioner={"model": "tiny"},
+                         scorer={"backend": "vlm-judge"})
+    with pytest.raises(ConfigError, match=r"transformer/config\.json"):
+        memplan.make_plan(config, 80 * GiB, cuda=True, env={})

@@ -13,6 +13,7 @@ device, else the shipped table) times bytes per parameter, plus the working-memo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
@@ -103,8 +104,6 @@ def _per_param(dtype: str, quant: str = "none") -> float:
 
 
 def _where(model: str) -> str:
-    from pathlib import Path
-
     return "config" if Path(model).expanduser().is_dir() else "cache"
 
 
@@ -209,6 +208,37 @@ def _gen_offload_need(gen: RoleEstimate, mode: str) -> int:
     return gen.bytes + gen.work_bytes
 
 
+def check_sizes_known(roles: dict[str, RoleEstimate]) -> None:
+    """Refuse a role whose size nothing knows: planning it at 0 bytes would place it resident or swapped with no
+    offload, and it would run out of memory on the card. (Offload is no answer either: its working memory and
+    block sizes are as unknown as its weights.) Reading its ``*.json`` configs, a few KB, makes it plannable."""
+    for e in roles.values():
+        if e.source != "unknown":
+            continue
+        if Path(e.model).expanduser().is_dir():
+            missing = _first_missing(e.model, e.role == "generator")
+            raise ConfigError(f"memory plan: the size of the {e.role} model '{e.model}' is unknown: the folder has "
+                              f"no {missing} to count its parameters from; pass the complete model folder with "
+                              f"--set {e.role}.model=PATH")
+        raise ConfigError(f"memory plan: the size of the {e.role} model '{e.model}' is unknown (its configs are "
+                          "not in a local folder or the Hugging Face cache, and it is not in phyt2v's table), so it "
+                          f"cannot be placed on the GPU; download its configs with `hf download {e.model} --include "
+                          f'"*.json"`, or pass a local folder with --set {e.role}.model=PATH')
+
+
+def _first_missing(folder: str, pipeline: bool) -> str:
+    if not pipeline:
+        return "config.json"
+    index = hub.read_json(folder, "model_index.json")
+    if index is None:
+        return "model_index.json"
+    for comp in paramcount.WEIGHTED:
+        spec = index.get(comp)
+        if isinstance(spec, list) and len(spec) == 2 and spec[1] and hub.read_json(folder, f"{comp}/config.json") is None:
+            return f"{comp}/config.json"
+    return "model_index.json entry with weights"
+
+
 def _knobs(role: str) -> str:
     if role == "generator":
         return ("set generator.offload=sequential, lower generator.height/width/num_frames, or choose a smaller "
@@ -230,6 +260,7 @@ def make_plan(config: "Config", free_bytes: int | None, *, cuda: bool | None = N
     quant = config.scorer.quantization != "none"
     if free_bytes is None:
         return Plan(roles, "cpu", 0, None, "none", llm, quant)
+    check_sizes_known(roles)
     gpu = [e for e in roles.values() if e.bytes or e.work_bytes]
     alone = {e.role: e.bytes + e.work_bytes for e in gpu}
     resident = sum(e.bytes for e in gpu) + max((e.work_bytes for e in gpu), default=0) + RESERVE
