@@ -194,3 +194,24 @@ def test_a_local_folder_without_configs_is_refused_naming_the_folder(tmp_path):
                          scorer={"backend": "vlm-judge"})
     with pytest.raises(ConfigError, match=r"transformer/config\.json"):
         memplan.make_plan(config, 80 * GiB, cuda=True, env={})
+
+
+def test_group_offload_is_planned_by_its_resident_share_not_as_fully_resident():
+    """24 GiB card: offload=group must fit where model offload fits (it keeps far less on the GPU)."""
+    config = cfg("THUDM/CogVideoX-5b", **LOCAL, generator={"offload": "group"})
+    plan = memplan.make_plan(config, 24 * GiB, cuda=True, env={})
+    assert (plan.placement, plan.generator_offload) == ("offload", "group")
+    gen = plan.roles["generator"]
+    model = memplan.make_plan(cfg("THUDM/CogVideoX-5b", **LOCAL, generator={"offload": "model"}), 24 * GiB,
+                              cuda=True, env={})
+    assert memplan.GROUP_RESIDENT + gen.work_bytes + memplan.RESERVE <= plan.peak_bytes <= model.peak_bytes
+    assert memplan.build_config(config, plan).generator.offload == "group"
+
+
+def test_auto_tries_group_offload_before_sequential():
+    """Wan2.1-14B at 720p on 24 GiB: model offload does not fit; group (streamed prefetch) is tried before
+    sequential, which is left for the card where group does not fit either."""
+    config = load_config("wan2.1-14b", **LOCAL)
+    plan = memplan.make_plan(config, 24 * GiB, cuda=True, env={})
+    assert (plan.placement, plan.generator_offload) == ("offload", "group")
+    assert memplan.make_plan(config, 22 * GiB, cuda=True, env={}).generator_offload == "sequential"

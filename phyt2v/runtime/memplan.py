@@ -3,7 +3,7 @@ placement for the whole stack on one GPU.
 
 Placements: ``resident`` (every role on the GPU at once), ``swap`` (only the role in use on the GPU,
 the others parked in CPU RAM), ``offload`` (swap, and the generator itself offloaded to CPU by
-diffusers: ``model`` or ``sequential``), ``cpu`` (no CUDA device: nothing on a GPU). A role that
+diffusers: ``model``, ``group`` or ``sequential``), ``cpu`` (no CUDA device: nothing on a GPU). A role that
 does not fit even alone and offloaded raises ConfigError naming the role, the bytes and the knobs.
 
 Estimates are parameter counts (``paramcount``: local folder or hub cache configs built on the meta
@@ -31,6 +31,16 @@ SCORER_WORK = int(1.5 * GiB)      # VideoCon-Physics: 32 frames at 224 px throug
 GEN_FIXED = int(2.0 * GiB)        # generator: tiled VAE decode, text embeddings, scheduler state
 GEN_LIVE_TENSORS = 12             # tokens x hidden tensors alive in one transformer block (q, k, v, out, 4x FFN)
 SEQUENTIAL_RESIDENT = int(1.0 * GiB)  # sequential offload keeps about one block's weights on the GPU
+# Group offload (``generators/knobs.place``: leaf_level with a CUDA stream) keeps the layers running on the GPU plus
+# the next ones, prefetched on the stream while the current ones compute: about one block's weights, twice. The
+# largest single leaf of the presets' pipelines, UMT5-XXL's 256k x 4096 token embedding (2.0 GiB in bf16), runs
+# during text encoding, when the denoiser's working memory (in ``work_bytes``, at least GEN_FIXED) is not live.
+GROUP_RESIDENT = 2 * SEQUENTIAL_RESIDENT
+# ``offload: auto`` tries these in order, fastest first: model offload moves each component once per video (the
+# transformer stays on the GPU for every step); group offload streams every weight in each step but overlaps the
+# copy of the next layers with the current one's compute (and pins the pipeline in CPU RAM); sequential offload
+# copies each layer just before it runs, the GPU idle during every copy: the slowest, and the smallest share.
+AUTO_OFFLOAD = ("none", "model", "group", "sequential")
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "auto": 2}  # auto plans for the GPU: bf16
 QUANT_BYTES = {"int8": 1.1, "fp8": 1.1, "nf4": 0.6}  # per parameter, scales and 16-bit norms/embeddings included
 
@@ -205,6 +215,8 @@ def _gen_offload_need(gen: RoleEstimate, mode: str) -> int:
         return max(gen.components.values(), default=gen.bytes) + gen.work_bytes
     if mode == "sequential":
         return SEQUENTIAL_RESIDENT + gen.work_bytes
+    if mode == "group":
+        return GROUP_RESIDENT + gen.work_bytes
     return gen.bytes + gen.work_bytes
 
 
@@ -241,7 +253,7 @@ def _first_missing(folder: str, pipeline: bool) -> str:
 
 def _knobs(role: str) -> str:
     if role == "generator":
-        return ("set generator.offload=sequential, lower generator.height/width/num_frames, or choose a smaller "
+        return ("set generator.offload=sequential (or group: faster, 1 GiB more), lower generator.height/width/num_frames, or choose a smaller "
                 "generator.model")
     return (f"set {role}.quantization=nf4 (or int8), choose a smaller {role}.model, or free VRAM")
 
@@ -266,9 +278,6 @@ def make_plan(config: "Config", free_bytes: int | None, *, cuda: bool | None = N
     resident = sum(e.bytes for e in gpu) + max((e.work_bytes for e in gpu), default=0) + RESERVE
     gen = roles["generator"]
     fixed = config.generator.offload
-    if fixed in ("model", "sequential"):
-        alone["generator"] = _gen_offload_need(gen, fixed)
-        resident = sum(e.bytes for e in gpu if e.role != "generator") + max(alone.values()) + RESERVE
     if fixed in ("auto", "none") and resident <= free_bytes:
         return Plan(roles, "resident", resident, free_bytes, "none", llm, quant)
     for role, need in alone.items():
@@ -276,7 +285,7 @@ def make_plan(config: "Config", free_bytes: int | None, *, cuda: bool | None = N
             raise ConfigError(f"memory plan: the {role} ({roles[role].model}) needs ~{need / GiB:.1f} GiB of VRAM "
                               f"but {free_bytes / GiB:.1f} GiB is free even with every other role parked in CPU "
                               f"RAM; {_knobs(role)}.")
-    modes = [fixed] if fixed != "auto" else ["none", "model", "sequential"]
+    modes = [fixed] if fixed != "auto" else list(AUTO_OFFLOAD)
     for mode in modes:
         need = _gen_offload_need(gen, mode)
         peak = max([need] + [v for r, v in alone.items() if r != "generator"]) + RESERVE
