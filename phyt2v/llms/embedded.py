@@ -73,6 +73,7 @@ class EmbeddedLLM:
 
     backend = "embedded"
     supports_schema = True
+    quantization_note = "a GGUF file carries its own quantization: pick a quantized .gguf with llm.model"
 
     def __init__(self, *, model: str | os.PathLike | None = None, n_ctx: int = 8192,
                  temperature: float = 0.2, seed: int | None = 0, max_tokens: int = 1024,

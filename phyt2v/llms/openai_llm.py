@@ -47,6 +47,7 @@ class OpenAILLM:
     """Chat completions over HTTP. ``options`` are extra request-body fields (e.g. top_p)."""
 
     backend = "openai"
+    quantization_note = "the model runs on the endpoint's server; quantize it there"  # llm.quantization refused
 
     def __init__(self, *, model: str | None = None, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.2, seed: int | None = 0,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 class VLMChatLLM:
     backend = "vlm"
     supports_schema = False
+    quantization_path = "transformers"  # runtime/quant.py
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", quantization: str = "none",
                  temperature: float = 0.2, seed: int | None = 0, max_tokens: int = 1024):

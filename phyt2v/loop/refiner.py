@@ -242,7 +242,6 @@ class Refiner:
         rec.invocations.append({"time": now(), "pid": os.getpid(), "host": socket.gethostname(),
                                 "config_hash": self.config.hash(), "runtime": self.config.runtime()})
         rec.memory_plan = self._plan.as_dict()
-        rec.scorer_quantized = self._plan.quantized_scorer
         store.save(rec)
         self._emit(Event("run_start", data={"run_dir": str(store.dir), "resumed": resumed,
                                             "rounds_done": len(rec.rounds), "memory_plan": self._plan.summary(),
@@ -345,6 +344,7 @@ class Refiner:
         for role in ("llm", "captioner", "scorer"):
             self.backend(role)
             rec.models[role] = self.model_name(role)
+        rec.scorer_quantized = (getattr(self.backend("scorer"), "quantization", None) or "none") != "none"  # as loaded
         rounds.drive(self, run)
 
     def _finished(self, store: RunStore) -> bool:

@@ -181,9 +181,9 @@ def estimate_roles(config: "Config", llm_choice: tuple[str, str | None, str]) ->
                                     VLM_WORK if c.model != "tiny" else 0, src)
 
     backend, model, _ = llm_choice
-    if backend == "vlm":
+    if backend == "vlm" and model in (None, c.model):  # llms/vlm_llm.py shares the captioner's copy
         out["llm"] = RoleEstimate("llm", c.model, 0, 0, "shared", shared_with="captioner")
-    elif backend == "transformers" and model:
+    elif backend in ("transformers", "vlm") and model:
         parts, src = _model_params(model, "transformers")
         l = config.llm
         out["llm"] = RoleEstimate("llm", model, int(sum((parts or {}).values()) * _per_param(l.dtype, l.quantization)),
@@ -269,7 +269,8 @@ def make_plan(config: "Config", free_bytes: int | None, *, cuda: bool | None = N
                         env=dict(os.environ) if env is None else env)
     roles = estimate_roles(config, choice)
     llm = {"backend": choice[0], "model": choice[1] or "", "reason": choice[2]}
-    quant = config.scorer.quantization != "none"
+    shared = roles["scorer"].shared_with == "captioner"
+    quant = (config.captioner if shared else config.scorer).quantization != "none"  # what the scorer will run as
     if free_bytes is None:
         return Plan(roles, "cpu", 0, None, "none", llm, quant)
     check_sizes_known(roles)
@@ -326,8 +327,13 @@ def free_for_run() -> int | None:
 
 
 def run_plan(config: "Config", free_bytes: int | None = None) -> Plan:
-    """The plan at the start of a run; raises ConfigError, before any weights load, when a role cannot fit."""
-    return make_plan(config, free_for_run() if free_bytes is None else free_bytes)
+    """The plan at the start of a run; raises ConfigError, before any weights load, when a role cannot fit or a
+    quantization setting cannot apply on this machine (``quant.check_before_load``)."""
+    from .quant import check_before_load
+
+    plan = make_plan(config, free_for_run() if free_bytes is None else free_bytes)
+    check_before_load(config, plan)
+    return plan
 
 
 def build_config(config: "Config", plan: Plan) -> "Config":
