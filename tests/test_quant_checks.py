@@ -151,3 +151,15 @@ def test_run_json_records_what_the_loaded_scorer_reports_not_the_config(tmp_path
 def test_real_scorers_report_the_quantization_they_run_with():
     vlm_judge = registry.build("scorer", load_config("smoke"), cache=False)
     assert vlm_judge.quantization == "none"
+
+
+def test_backends_built_without_a_run_refuse_the_same_settings():
+    """`phyt2v enhance` builds the LLM and `phyt2v score` the scorer without a run's plan: same refusals."""
+    loads = dict(registry.LOADS)
+    with pytest.raises(ConfigError, match=r"llm.quantization=int8 does not apply to the llm backend 'embedded'"):
+        registry.build("llm", load_config("smoke", llm={"quantization": "int8"}), cache=False)
+    with pytest.raises(ConfigError, match=r"scorer.quantization=nf4 does not apply: the scorer is the captioner's"):
+        registry.build("scorer", load_config("smoke", scorer={"quantization": "nf4"}), cache=False)
+    with pytest.raises(ConfigError, match=r"llm.quantization=fp8 does not apply: the llm is the captioner's"):
+        registry.build("llm", load_config("smoke", llm={"backend": "vlm", "quantization": "fp8"}), cache=False)
+    assert dict(registry.LOADS) == loads

@@ -130,7 +130,10 @@ class EmbeddedLLM:
 
     @classmethod
     def from_config(cls, config: "Config") -> "EmbeddedLLM":
+        from ..runtime.quant import check_applies
+
         c = config.llm
+        check_applies("llm", cls.backend, cls, c.quantization)
         if c.base_url:
             log.warning("llm.base_url (%s) is ignored: llm.backend is embedded; drop llm.backend (or set it "
                         "to openai) to use the endpoint", c.base_url)

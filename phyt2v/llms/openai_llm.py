@@ -85,7 +85,10 @@ class OpenAILLM:
 
     @classmethod
     def from_config(cls, config: "Config") -> "OpenAILLM":
+        from ..runtime.quant import check_applies
+
         c = config.llm
+        check_applies("llm", cls.backend, cls, c.quantization)
         return cls(model=c.model, base_url=c.base_url, api_key_env=c.api_key_env,
                    temperature=c.temperature, seed=c.seed, max_tokens=c.max_tokens,
                    timeout_s=c.timeout_s, max_retries=c.max_retries, backoff_s=c.backoff_s,

@@ -40,6 +40,9 @@ class VLMChatLLM:
         c, l = config.captioner, config.llm
         check_options("llm", "vlm", l.options)
         if l.model in (None, c.model):
+            from ..runtime.quant import check_shared
+
+            check_shared("llm", l.quantization, c.quantization)
             place = dict(device=c.device, dtype=c.dtype, quantization=c.quantization)
         else:
             place = dict(device=l.device, dtype=l.dtype, quantization=l.quantization)

@@ -70,6 +70,23 @@ def check_movable(mode: str, key: str) -> None:
                           f"bitsandbytes >= 0.48 (installed: {found}); `pip install -U bitsandbytes`, or set {key}=none.")
 
 
+def check_applies(role: str, backend: str, cls: type, mode: str) -> None:
+    """Refuse ``{role}.quantization`` for a backend class that takes none (no ``quantization_path``)."""
+    if mode != "none" and getattr(cls, "quantization_path", None) is None:
+        why = getattr(cls, "quantization_note", "") or "it loads no weights through phyt2v's quantization"
+        raise ConfigError(f"{role}.quantization={mode} does not apply to the {role} backend '{backend}' ({why}); "
+                          f"set {role}.quantization=none.")
+
+
+def check_shared(role: str, mode: str, captioner_mode: str) -> None:
+    """Refuse ``{role}.quantization`` for a role that uses the captioner's loaded VLM copy when it asks for other
+    than that copy's setting (the copy is loaded once, with ``captioner.quantization``)."""
+    if mode not in ("none", captioner_mode):
+        raise ConfigError(f"{role}.quantization={mode} does not apply: the {role} is the captioner's VLM (one shared "
+                          f"copy, loaded with captioner.quantization={captioner_mode}); set "
+                          f"captioner.quantization={mode} to quantize the shared copy, or {role}.quantization=none.")
+
+
 def check_before_load(config: "Config", plan: Any) -> None:
     """Every role's quantization against the plan (``memplan.Plan``), before any weights load: the backend takes
     it, a role sharing the captioner's copy asks for that copy's setting, the package and GPU are there, and a
@@ -85,21 +102,14 @@ def check_before_load(config: "Config", plan: Any) -> None:
         if mode == "none":
             continue
         if plan.roles[role].shared_with == "captioner":
-            have = config.captioner.quantization
-            if mode != have:
-                raise ConfigError(f"{key}={mode} does not apply: the {role} is the captioner's VLM (one shared copy, "
-                                  f"loaded with captioner.quantization={have}); set captioner.quantization={mode} to "
-                                  f"quantize the shared copy, or {key}=none.")
-            continue  # checked as the captioner's
+            check_shared(role, mode, config.captioner.quantization)
+            continue  # the same setting: checked as the captioner's
         try:
             cls = registry.resolve(role, backend)
         except Phyt2vError:
             continue  # a backend that cannot be imported fails when it is built, with its own message
-        path = getattr(cls, "quantization_path", None)
-        if path is None:
-            why = getattr(cls, "quantization_note", "") or "it loads no weights through phyt2v's quantization"
-            raise ConfigError(f"{key}={mode} does not apply to the {role} backend '{backend}' ({why}); "
-                              f"set {key}=none.")
+        check_applies(role, backend, cls, mode)
+        path = cls.quantization_path
         check_quantization(mode, resolve_device(section.device, f"{role}.device"), key, path)
         if moved and path == "transformers":
             check_movable(mode, key)

@@ -61,6 +61,9 @@ class VLMJudgeScorer:
         s, c = config.scorer, config.captioner
         check_options("scorer", "vlm-judge", s.options)
         if s.model in (None, c.model):  # share the captioner's copy: same path, device, dtype and quantization
+            from ..runtime.quant import check_shared
+
+            check_shared("scorer", s.quantization, c.quantization)
             return cls(c.model, num_frames=s.num_frames or 8, frame_size=s.frame_size,
                        device=c.device if s.device == "auto" else s.device,
                        dtype=c.dtype if s.dtype == "auto" else s.dtype, quantization=c.quantization)
