@@ -5,7 +5,7 @@ import time
 import pytest
 
 from phyt2v.errors import BackendError
-from phyt2v.runtime import devices
+from phyt2v.runtime import devices, hub
 
 
 @pytest.fixture()
@@ -19,7 +19,7 @@ def empty_cache(tmp_path, monkeypatch):
 def _fails_fast(**kw):
     t0 = time.monotonic()
     with pytest.raises(BackendError) as info:
-        devices.resolve_model("someone/not-cached", tiny_kind="vlm", what="VLM model", example="a/b", **kw)
+        hub.resolve_model("someone/not-cached", tiny_kind="vlm", what="VLM model", example="a/b", **kw)
     assert time.monotonic() - t0 < 3.0
     return str(info.value)
 
@@ -42,11 +42,11 @@ def test_cached_snapshot_passes(empty_cache, monkeypatch):
     snap = empty_cache / "models--someone--not-cached" / "snapshots" / "0123abc"
     snap.mkdir(parents=True)
     (snap / "config.json").write_text("{}")
-    assert devices.resolve_model("someone/not-cached", tiny_kind="vlm", what="VLM", example="a/b") == \
+    assert hub.resolve_model("someone/not-cached", tiny_kind="vlm", what="VLM", example="a/b") == \
         "someone/not-cached"
     (snap / "config.json").unlink()  # an empty snapshot folder is not a cached model
     with pytest.raises(BackendError, match="not in the local Hugging Face cache"):
-        devices.check_hub_model("someone/not-cached", "VLM")
+        hub.check_hub_model("someone/not-cached", "VLM")
 
 
 def test_dtype_keyword_follows_the_installed_library(monkeypatch):

@@ -156,3 +156,62 @@ def test_doctor_json_is_one_object_fast_and_offline(tmp_path):
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "error: memory plan: the captioner" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) <= 3  # one wrapped line
+
+
+def test_parameter_counts_are_remembered_in_the_one_cache_folder(tmp_path, monkeypatch):
+    """$XDG_CACHE_HOME is honoured (resources.cache_dir), like every other phyt2v cache file."""
+    monkeypatch.delenv("PHYT2V_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    tiny_t5 = dict(model_type="t5", d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4, vocab_size=99)
+    n = paramcount.transformers_model_params(tiny_t5, "T5EncoderModel")
+    memo = json.loads((tmp_path / "xdg" / "phyt2v" / "paramcounts.json").read_text())
+    assert list(memo.values()) == [n] and not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("role", ["generator", "captioner", "scorer"])
+def test_a_role_of_unknown_size_is_refused_not_planned_at_zero(role, tmp_path, monkeypatch):
+    """A model in no local folder, no hub cache and not in the table never counts as 0 bytes on a GPU."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    made_up = "someone/made-up-video-model"
+    sections = {"generator": {"model": "THUDM/CogVideoX-2b"}, "captioner": {"model": "Qwen/Qwen2.5-VL-3B-Instruct"},
+                "scorer": {"backend": "videocon"}}
+    sections[role] = {**sections[role], "model": made_up}
+    config = load_config(None, **sections)
+    with pytest.raises(ConfigError) as ei:
+        memplan.make_plan(config, 80 * GiB, cuda=True, env={})
+    msg = str(ei.value)
+    assert f"the size of the {role} model '{made_up}' is unknown" in msg
+    assert f'hf download {made_up} --include "*.json"' in msg and f"--set {role}.model=PATH" in msg
+    assert "\n" not in msg
+    assert memplan.make_plan(config, None).placement == "cpu"  # no GPU: its size does not matter
+
+
+def test_a_local_folder_without_configs_is_refused_naming_the_folder(tmp_path):
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline",
+                                                           "transformer": ["diffusers", "WanTransformer3DModel"]}))
+    config = load_config(None, generator={"model": str(tmp_path)}, captioner={"model": "tiny"},
+                         scorer={"backend": "vlm-judge"})
+    with pytest.raises(ConfigError, match=r"transformer/config\.json"):
+        memplan.make_plan(config, 80 * GiB, cuda=True, env={})
+
+
+def test_group_offload_is_planned_by_its_resident_share_not_as_fully_resident():
+    """24 GiB card: offload=group must fit where model offload fits (it keeps far less on the GPU)."""
+    config = cfg("THUDM/CogVideoX-5b", **LOCAL, generator={"offload": "group"})
+    plan = memplan.make_plan(config, 24 * GiB, cuda=True, env={})
+    assert (plan.placement, plan.generator_offload) == ("offload", "group")
+    gen = plan.roles["generator"]
+    model = memplan.make_plan(cfg("THUDM/CogVideoX-5b", **LOCAL, generator={"offload": "model"}), 24 * GiB,
+                              cuda=True, env={})
+    assert memplan.GROUP_RESIDENT + gen.work_bytes + memplan.RESERVE <= plan.peak_bytes <= model.peak_bytes
+    assert memplan.build_config(config, plan).generator.offload == "group"
+
+
+def test_auto_tries_group_offload_before_sequential():
+    """Wan2.1-14B at 720p on 24 GiB: model offload does not fit; group (streamed prefetch) is tried before
+    sequential, which is left for the card where group does not fit either."""
+    config = load_config("wan2.1-14b", **LOCAL)
+    plan = memplan.make_plan(config, 24 * GiB, cuda=True, env={})
+    assert (plan.placement, plan.generator_offload) == ("offload", "group")
+    assert memplan.make_plan(config, 22 * GiB, cuda=True, env={}).generator_offload == "sequential"

@@ -248,7 +248,7 @@ class Batch:
         todo = [it for it in mine if it.id not in done]
         summary = BatchSummary(self.dir, total=len(self.items), mine=len(mine), already_done=len(mine) - len(todo),
                                results_file=self.results_file)
-        k = self.concurrency()
+        k = self.concurrency() if todo else 1  # nothing to run: no plan (the refiner's plan decides a remote LLM)
         self.on_event("batch_start", {"dir": self.dir, "total": len(mine), "done": summary.already_done,
                                       "todo": len(todo), "shard": self.shard, "concurrency": k})
         self._since = now("microseconds")

@@ -32,6 +32,7 @@ class VLMCaptioner:
     """``caption(video, objects=...)``: greedy description of motion, contact and deformation."""
 
     backend = "vlm"
+    quantization_path = "transformers"  # runtime/quant.py
 
     def __init__(self, model: str = DEFAULT_MODEL, *, num_frames: int = 8, max_new_tokens: int = 256,
                  frame_size: int = 448, device: str = "auto", dtype: str = "auto", quantization: str = "none"):

@@ -1,16 +1,15 @@
 """Where a pipeline's folder is (``resolve_model``: tiny, a local folder or a hub id), and what it says about itself
 before any weight loads: its pipeline class (model_index.json
-``_class_name``) and the VAE / transformer configs the frame and size rules read. Local folders are read
-directly; hub ids from the local hub cache when they are there (never a download)."""
+``_class_name``) and the VAE / transformer configs the frame and size rules read, through ``runtime.hub.read_json``
+(a local folder, or the local hub cache; never a download)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..runtime.devices import resolve_model as _resolve
+from ..runtime.hub import read_json
+from ..runtime.hub import resolve_model as _resolve
 
 TINY = {"tiny-wan": "wan", "tiny-ltx": "ltx", "tiny-hunyuan": "hunyuan", "tiny-cogvideox": "cogvideox"}
 
@@ -23,35 +22,14 @@ class PipelineIndex:
     components: dict[str, Any] = field(default_factory=dict)
 
 
-def _read(path: Path | None) -> dict[str, Any] | None:
-    if path is None or not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _locate(model: str, rel: str) -> Path | None:
-    p = Path(model)
-    if p.is_dir():
-        return p / rel
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return None
-    found = try_to_load_from_cache(model, rel)
-    return Path(found) if isinstance(found, str) else None
-
-
 def read_index(model: str) -> PipelineIndex | None:
     """The pipeline's model_index.json and component configs, or None when not on this machine."""
-    index = _read(_locate(model, "model_index.json"))
+    index = read_json(model, "model_index.json")
     if index is None:
         return None
     return PipelineIndex(class_name=index.get("_class_name"),
-                         vae=_read(_locate(model, "vae/config.json")),
-                         transformer=_read(_locate(model, "transformer/config.json")),
+                         vae=read_json(model, "vae/config.json"),
+                         transformer=read_json(model, "transformer/config.json"),
                          components={k: v for k, v in index.items() if not k.startswith("_")})
 
 

@@ -73,6 +73,7 @@ class EmbeddedLLM:
 
     backend = "embedded"
     supports_schema = True
+    quantization_note = "a GGUF file carries its own quantization: pick a quantized .gguf with llm.model"
 
     def __init__(self, *, model: str | os.PathLike | None = None, n_ctx: int = 8192,
                  temperature: float = 0.2, seed: int | None = 0, max_tokens: int = 1024,
@@ -129,7 +130,10 @@ class EmbeddedLLM:
 
     @classmethod
     def from_config(cls, config: "Config") -> "EmbeddedLLM":
+        from ..runtime.quant import check_applies
+
         c = config.llm
+        check_applies("llm", cls.backend, cls, c.quantization)
         if c.base_url:
             log.warning("llm.base_url (%s) is ignored: llm.backend is embedded; drop llm.backend (or set it "
                         "to openai) to use the endpoint", c.base_url)

@@ -47,6 +47,7 @@ class OpenAILLM:
     """Chat completions over HTTP. ``options`` are extra request-body fields (e.g. top_p)."""
 
     backend = "openai"
+    quantization_note = "the model runs on the endpoint's server; quantize it there"  # llm.quantization refused
 
     def __init__(self, *, model: str | None = None, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.2, seed: int | None = 0,
@@ -84,7 +85,10 @@ class OpenAILLM:
 
     @classmethod
     def from_config(cls, config: "Config") -> "OpenAILLM":
+        from ..runtime.quant import check_applies
+
         c = config.llm
+        check_applies("llm", cls.backend, cls, c.quantization)
         return cls(model=c.model, base_url=c.base_url, api_key_env=c.api_key_env,
                    temperature=c.temperature, seed=c.seed, max_tokens=c.max_tokens,
                    timeout_s=c.timeout_s, max_retries=c.max_retries, backoff_s=c.backoff_s,

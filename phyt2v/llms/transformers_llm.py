@@ -27,6 +27,7 @@ class TransformersLLM:
 
     backend = "transformers"
     supports_schema = False
+    quantization_path = "transformers"  # runtime/quant.py
 
     def __init__(self, *, model: str | os.PathLike | None, device: str = "auto", dtype: str = "auto",
                  temperature: float = 0.2, seed: int | None = 0, max_tokens: int = 1024,

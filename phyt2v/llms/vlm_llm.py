@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 class VLMChatLLM:
     backend = "vlm"
     supports_schema = False
+    quantization_path = "transformers"  # runtime/quant.py
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", quantization: str = "none",
                  temperature: float = 0.2, seed: int | None = 0, max_tokens: int = 1024):
@@ -39,6 +40,9 @@ class VLMChatLLM:
         c, l = config.captioner, config.llm
         check_options("llm", "vlm", l.options)
         if l.model in (None, c.model):
+            from ..runtime.quant import check_shared
+
+            check_shared("llm", l.quantization, c.quantization)
             place = dict(device=c.device, dtype=c.dtype, quantization=c.quantization)
         else:
             place = dict(device=l.device, dtype=l.dtype, quantization=l.quantization)

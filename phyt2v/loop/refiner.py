@@ -206,11 +206,12 @@ class Refiner:
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
         prompt = validate_prompt(prompt)
-        self.plan()
+        store = RunStore(self.out / run_id if run_id else self.run_dir(prompt))
+        if fresh or not self._finished(store):  # a finished run loads nothing: no plan (it may not fit this GPU)
+            self.plan()
         with self._load_lock:  # runs started earlier go first on a shared lane (lanes.Lane)
             self._runs_started += 1
             self._local.order = self._runs_started
-        store = RunStore(self.out / run_id if run_id else self.run_dir(prompt))
         with FolderLock(store.dir):  # a second process on this folder gets RunLocked (exit 2)
             return self._refine_locked(prompt, store, fresh)
 
@@ -231,6 +232,7 @@ class Refiner:
             k, problem = lost[0]
             where = f"the video of round {k}" if k else "the final render's video"
             self.warn(f"{store.dir} finished, but {where} is {problem}: generating it again")
+        self.plan()  # planned in refine() unless the run looked finished there
         resumed = rec is not None
         if rec is None:
             rec = RunRecord(run_id=store.dir.name, prompt=prompt, config_hash=self.config.hash())
@@ -240,7 +242,6 @@ class Refiner:
         rec.invocations.append({"time": now(), "pid": os.getpid(), "host": socket.gethostname(),
                                 "config_hash": self.config.hash(), "runtime": self.config.runtime()})
         rec.memory_plan = self._plan.as_dict()
-        rec.scorer_quantized = self._plan.quantized_scorer
         store.save(rec)
         self._emit(Event("run_start", data={"run_dir": str(store.dir), "resumed": resumed,
                                             "rounds_done": len(rec.rounds), "memory_plan": self._plan.summary(),
@@ -343,7 +344,16 @@ class Refiner:
         for role in ("llm", "captioner", "scorer"):
             self.backend(role)
             rec.models[role] = self.model_name(role)
+        rec.scorer_quantized = (getattr(self.backend("scorer"), "quantization", None) or "none") != "none"  # as loaded
         rounds.drive(self, run)
+
+    def _finished(self, store: RunStore) -> bool:
+        """The run is finished with every video in place (read without its lock: run.json is replaced atomically)."""
+        try:
+            rec = store.load()
+        except Phyt2vError:
+            return False
+        return rec is not None and rec.status == "finished" and not self._lost_videos(rec, store)
 
     @staticmethod
     def _lost_videos(rec: RunRecord, store: RunStore) -> list[tuple[int, str]]:

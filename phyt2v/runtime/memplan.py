@@ -3,7 +3,7 @@ placement for the whole stack on one GPU.
 
 Placements: ``resident`` (every role on the GPU at once), ``swap`` (only the role in use on the GPU,
 the others parked in CPU RAM), ``offload`` (swap, and the generator itself offloaded to CPU by
-diffusers: ``model`` or ``sequential``), ``cpu`` (no CUDA device: nothing on a GPU). A role that
+diffusers: ``model``, ``group`` or ``sequential``), ``cpu`` (no CUDA device: nothing on a GPU). A role that
 does not fit even alone and offloaded raises ConfigError naming the role, the bytes and the knobs.
 
 Estimates are parameter counts (``paramcount``: local folder or hub cache configs built on the meta
@@ -13,11 +13,12 @@ device, else the shipped table) times bytes per parameter, plus the working-memo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..errors import ConfigError, Phyt2vError
-from . import paramcount
+from . import hub, paramcount
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -30,6 +31,16 @@ SCORER_WORK = int(1.5 * GiB)      # VideoCon-Physics: 32 frames at 224 px throug
 GEN_FIXED = int(2.0 * GiB)        # generator: tiled VAE decode, text embeddings, scheduler state
 GEN_LIVE_TENSORS = 12             # tokens x hidden tensors alive in one transformer block (q, k, v, out, 4x FFN)
 SEQUENTIAL_RESIDENT = int(1.0 * GiB)  # sequential offload keeps about one block's weights on the GPU
+# Group offload (``generators/knobs.place``: leaf_level with a CUDA stream) keeps the layers running on the GPU plus
+# the next ones, prefetched on the stream while the current ones compute: about one block's weights, twice. The
+# largest single leaf of the presets' pipelines, UMT5-XXL's 256k x 4096 token embedding (2.0 GiB in bf16), runs
+# during text encoding, when the denoiser's working memory (in ``work_bytes``, at least GEN_FIXED) is not live.
+GROUP_RESIDENT = 2 * SEQUENTIAL_RESIDENT
+# ``offload: auto`` tries these in order, fastest first: model offload moves each component once per video (the
+# transformer stays on the GPU for every step); group offload streams every weight in each step but overlaps the
+# copy of the next layers with the current one's compute (and pins the pipeline in CPU RAM); sequential offload
+# copies each layer just before it runs, the GPU idle during every copy: the slowest, and the smallest share.
+AUTO_OFFLOAD = ("none", "model", "group", "sequential")
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "auto": 2}  # auto plans for the GPU: bf16
 QUANT_BYTES = {"int8": 1.1, "fp8": 1.1, "nf4": 0.6}  # per parameter, scales and 16-bit norms/embeddings included
 
@@ -103,8 +114,6 @@ def _per_param(dtype: str, quant: str = "none") -> float:
 
 
 def _where(model: str) -> str:
-    from pathlib import Path
-
     return "config" if Path(model).expanduser().is_dir() else "cache"
 
 
@@ -118,7 +127,7 @@ def _model_params(model: str, kind: str, counter: Any = None) -> tuple[dict[str,
         if kind == "pipeline":
             parts = paramcount.pipeline_params(model)
         else:
-            cfg = paramcount.read_json(model, "config.json")
+            cfg = hub.read_json(model, "config.json")
             parts = None if cfg is None else {"model": counter(cfg) if counter is not None
                                                else paramcount.transformers_model_params(cfg)}
         if parts:
@@ -172,9 +181,9 @@ def estimate_roles(config: "Config", llm_choice: tuple[str, str | None, str]) ->
                                     VLM_WORK if c.model != "tiny" else 0, src)
 
     backend, model, _ = llm_choice
-    if backend == "vlm":
+    if backend == "vlm" and model in (None, c.model):  # llms/vlm_llm.py shares the captioner's copy
         out["llm"] = RoleEstimate("llm", c.model, 0, 0, "shared", shared_with="captioner")
-    elif backend == "transformers" and model:
+    elif backend in ("transformers", "vlm") and model:
         parts, src = _model_params(model, "transformers")
         l = config.llm
         out["llm"] = RoleEstimate("llm", model, int(sum((parts or {}).values()) * _per_param(l.dtype, l.quantization)),
@@ -206,12 +215,45 @@ def _gen_offload_need(gen: RoleEstimate, mode: str) -> int:
         return max(gen.components.values(), default=gen.bytes) + gen.work_bytes
     if mode == "sequential":
         return SEQUENTIAL_RESIDENT + gen.work_bytes
+    if mode == "group":
+        return GROUP_RESIDENT + gen.work_bytes
     return gen.bytes + gen.work_bytes
+
+
+def check_sizes_known(roles: dict[str, RoleEstimate]) -> None:
+    """Refuse a role whose size nothing knows: planning it at 0 bytes would place it resident or swapped with no
+    offload, and it would run out of memory on the card. (Offload is no answer either: its working memory and
+    block sizes are as unknown as its weights.) Reading its ``*.json`` configs, a few KB, makes it plannable."""
+    for e in roles.values():
+        if e.source != "unknown":
+            continue
+        if Path(e.model).expanduser().is_dir():
+            missing = _first_missing(e.model, e.role == "generator")
+            raise ConfigError(f"memory plan: the size of the {e.role} model '{e.model}' is unknown: the folder has "
+                              f"no {missing} to count its parameters from; pass the complete model folder with "
+                              f"--set {e.role}.model=PATH")
+        raise ConfigError(f"memory plan: the size of the {e.role} model '{e.model}' is unknown (its configs are "
+                          "not in a local folder or the Hugging Face cache, and it is not in phyt2v's table), so it "
+                          f"cannot be placed on the GPU; download its configs with `hf download {e.model} --include "
+                          f'"*.json"`, or pass a local folder with --set {e.role}.model=PATH')
+
+
+def _first_missing(folder: str, pipeline: bool) -> str:
+    if not pipeline:
+        return "config.json"
+    index = hub.read_json(folder, "model_index.json")
+    if index is None:
+        return "model_index.json"
+    for comp in paramcount.WEIGHTED:
+        spec = index.get(comp)
+        if isinstance(spec, list) and len(spec) == 2 and spec[1] and hub.read_json(folder, f"{comp}/config.json") is None:
+            return f"{comp}/config.json"
+    return "model_index.json entry with weights"
 
 
 def _knobs(role: str) -> str:
     if role == "generator":
-        return ("set generator.offload=sequential, lower generator.height/width/num_frames, or choose a smaller "
+        return ("set generator.offload=sequential (or group: faster, 1 GiB more), lower generator.height/width/num_frames, or choose a smaller "
                 "generator.model")
     return (f"set {role}.quantization=nf4 (or int8), choose a smaller {role}.model, or free VRAM")
 
@@ -227,17 +269,16 @@ def make_plan(config: "Config", free_bytes: int | None, *, cuda: bool | None = N
                         env=dict(os.environ) if env is None else env)
     roles = estimate_roles(config, choice)
     llm = {"backend": choice[0], "model": choice[1] or "", "reason": choice[2]}
-    quant = config.scorer.quantization != "none"
+    shared = roles["scorer"].shared_with == "captioner"
+    quant = (config.captioner if shared else config.scorer).quantization != "none"  # what the scorer will run as
     if free_bytes is None:
         return Plan(roles, "cpu", 0, None, "none", llm, quant)
+    check_sizes_known(roles)
     gpu = [e for e in roles.values() if e.bytes or e.work_bytes]
     alone = {e.role: e.bytes + e.work_bytes for e in gpu}
     resident = sum(e.bytes for e in gpu) + max((e.work_bytes for e in gpu), default=0) + RESERVE
     gen = roles["generator"]
     fixed = config.generator.offload
-    if fixed in ("model", "sequential"):
-        alone["generator"] = _gen_offload_need(gen, fixed)
-        resident = sum(e.bytes for e in gpu if e.role != "generator") + max(alone.values()) + RESERVE
     if fixed in ("auto", "none") and resident <= free_bytes:
         return Plan(roles, "resident", resident, free_bytes, "none", llm, quant)
     for role, need in alone.items():
@@ -245,7 +286,7 @@ def make_plan(config: "Config", free_bytes: int | None, *, cuda: bool | None = N
             raise ConfigError(f"memory plan: the {role} ({roles[role].model}) needs ~{need / GiB:.1f} GiB of VRAM "
                               f"but {free_bytes / GiB:.1f} GiB is free even with every other role parked in CPU "
                               f"RAM; {_knobs(role)}.")
-    modes = [fixed] if fixed != "auto" else ["none", "model", "sequential"]
+    modes = [fixed] if fixed != "auto" else list(AUTO_OFFLOAD)
     for mode in modes:
         need = _gen_offload_need(gen, mode)
         peak = max([need] + [v for r, v in alone.items() if r != "generator"]) + RESERVE
@@ -286,8 +327,13 @@ def free_for_run() -> int | None:
 
 
 def run_plan(config: "Config", free_bytes: int | None = None) -> Plan:
-    """The plan at the start of a run; raises ConfigError, before any weights load, when a role cannot fit."""
-    return make_plan(config, free_for_run() if free_bytes is None else free_bytes)
+    """The plan at the start of a run; raises ConfigError, before any weights load, when a role cannot fit or a
+    quantization setting cannot apply on this machine (``quant.check_before_load``)."""
+    from .quant import check_before_load
+
+    plan = make_plan(config, free_for_run() if free_bytes is None else free_bytes)
+    check_before_load(config, plan)
+    return plan
 
 
 def build_config(config: "Config", plan: Plan) -> "Config":

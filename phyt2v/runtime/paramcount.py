@@ -2,14 +2,16 @@
 
 Used by the memory plan (``memplan.py``) when a model's configs are in a local folder or the hub
 cache; ``PUBLISHED`` holds the counts of the presets' models for when neither is there. Nothing
-here downloads: the hub cache is only read (``huggingface_hub.try_to_load_from_cache``).
+here downloads: the hub cache is only read (``hub.read_json``).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
+
+from ..resources import cache_dir
+from .hub import read_json
 
 # Parameters of the presets' models, for planning offline. Every entry was computed by
 # ``scripts/param_table.py``: the published architecture (diffusers conversion-script configs and class
@@ -52,24 +54,6 @@ def published(model_id: str) -> dict[str, int] | None:
     return None
 
 
-def read_json(model: str, filename: str) -> dict[str, Any] | None:
-    """``filename`` from a local model folder or the hub cache; None when neither has it. Never downloads."""
-    p = Path(model).expanduser()
-    if p.is_dir():
-        f = p / filename
-        return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
-    if model.count("/") != 1:
-        return None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return None
-    hit = try_to_load_from_cache(model, filename)
-    if isinstance(hit, str) and Path(hit).is_file():
-        return json.loads(Path(hit).read_text(encoding="utf-8"))
-    return None
-
-
 def count_parameters(module: Any) -> int:
     """Distinct parameters of a module (tied weights counted once)."""
     return sum(p.numel() for p in module.parameters())
@@ -77,12 +61,12 @@ def count_parameters(module: Any) -> int:
 
 def _memo(kind: str, class_name: str | None, config: dict[str, Any], build) -> int:
     """``build()``'s count, remembered on disk by (kind, class, config) so a second plan of the same
-    model skips the heavy imports (``$PHYT2V_CACHE/paramcounts.json``)."""
+    model skips the heavy imports (``paramcounts.json`` in phyt2v's cache folder, ``resources.cache_dir``)."""
     import hashlib
     import os
 
     key = hashlib.sha256(json.dumps([kind, class_name, config], sort_keys=True, default=str).encode()).hexdigest()
-    root = Path(os.environ.get("PHYT2V_CACHE") or Path.home() / ".cache" / "phyt2v")
+    root = cache_dir()
     path = root / "paramcounts.json"
     try:
         memo = json.loads(path.read_text(encoding="utf-8"))

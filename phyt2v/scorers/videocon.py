@@ -35,6 +35,7 @@ def yes_no_probability(logits, yes_id: int, no_id: int):
 
 class VideoConScorer:
     backend = "videocon"
+    quantization_path = "torchao"  # runtime/quant.py: quantized in place, layer by layer onto the GPU
 
     @staticmethod
     def count_params(config: dict[str, Any] | None) -> int:
@@ -53,6 +54,7 @@ class VideoConScorer:
         self.reference_truncation = bool(reference_truncation)
         self.runtime = OwlRuntime(model, device=device, dtype=dtype, num_frames=num_frames,
                                   quantization=quantization)
+        self.quantization = self.runtime.quantization  # what was applied (run.json's scorer_quantized)
         tok = self.runtime.tokenizer
         self.yes_id, self.no_id = tok.first_id("Yes"), tok.first_id("No")
 

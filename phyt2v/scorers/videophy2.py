@@ -50,6 +50,7 @@ def _unit(rating: int | None) -> float:
 
 class VideoPhy2Scorer:
     backend = "videophy2"
+    quantization_path = "torchao"  # runtime/quant.py: quantized in place, layer by layer onto the GPU
 
     @staticmethod
     def count_params(config: dict[str, Any] | None) -> int:
@@ -59,21 +60,23 @@ class VideoPhy2Scorer:
         return count_params(config)
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 1, num_frames: int = 32, max_new_tokens: int = MAX_LENGTH):
+                 batch_size: int = 1, num_frames: int = 32, max_new_tokens: int = MAX_LENGTH,
+                 quantization: str = "none"):
         from .mplug_owl.runtime import OwlRuntime
 
         self.model_id = model
         self.batch_size = max(1, int(batch_size))
         self.max_new_tokens = int(max_new_tokens)
-        self.runtime = OwlRuntime(model, device=device, dtype=dtype, num_frames=num_frames)
+        self.runtime = OwlRuntime(model, device=device, dtype=dtype, num_frames=num_frames, quantization=quantization)
+        self.quantization = self.runtime.quantization  # what was applied (run.json's scorer_quantized)
 
     @classmethod
     def from_config(cls, config: "Config") -> "VideoPhy2Scorer":
         s = config.scorer
         check_options("scorer", "videophy2", s.options, ("max_new_tokens",))
         return cls(model=s.model or DEFAULT_MODEL, device=s.device, dtype=s.dtype, batch_size=s.batch_size,
-                   num_frames=s.num_frames or 32,
-                   max_new_tokens=int(s.options.get("max_new_tokens", MAX_LENGTH)))
+                   num_frames=s.num_frames or 32, max_new_tokens=int(s.options.get("max_new_tokens", MAX_LENGTH)),
+                   quantization=s.quantization)
 
     def token_ids(self, prompt: str, rule: str | None = None) -> dict[str, list[int]]:
         from .mplug_owl.processor import check_caption, tokenize

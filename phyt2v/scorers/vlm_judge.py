@@ -40,16 +40,18 @@ class VLMJudgeScorer:
     """``score(video, prompt) -> Scores(sa, pc, extra={"sa_logit_diff", "pc_logit_diff"})``."""
 
     backend = "vlm-judge"
-    reads_config = {"captioner": ("model", "device", "dtype")}  # shares the captioner's model (registry key)
+    quantization_path = "transformers"
+    reads_config = {"captioner": ("model", "device", "dtype", "quantization")}  # shares its copy (registry key)
 
     def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, num_frames: int = 8,
-                 frame_size: int = 448, device: str = "auto", dtype: str = "auto"):
+                 frame_size: int = 448, device: str = "auto", dtype: str = "auto", quantization: str = "none"):
         from ..vlm.runtime import get_vlm, tokenizer_of
 
         self.model_id = model
         self.num_frames = num_frames
         self.frame_size = frame_size
-        self.model, self.processor = get_vlm(model, device, dtype)
+        self.model, self.processor = get_vlm(model, device, dtype, quantization)
+        self.quantization = quantization  # get_vlm applied it or raised (run.json's scorer_quantized)
         tok = tokenizer_of(self.processor)
         self.yes_id = answer_token_id(tok, "Yes")
         self.no_id = answer_token_id(tok, "No")
@@ -58,11 +60,15 @@ class VLMJudgeScorer:
     def from_config(cls, config: "Config") -> "VLMJudgeScorer":
         s, c = config.scorer, config.captioner
         check_options("scorer", "vlm-judge", s.options)
-        if s.model is None:  # share the captioner's copy: same path, device and dtype
+        if s.model in (None, c.model):  # share the captioner's copy: same path, device, dtype and quantization
+            from ..runtime.quant import check_shared
+
+            check_shared("scorer", s.quantization, c.quantization)
             return cls(c.model, num_frames=s.num_frames or 8, frame_size=s.frame_size,
                        device=c.device if s.device == "auto" else s.device,
-                       dtype=c.dtype if s.dtype == "auto" else s.dtype)
-        return cls(s.model, num_frames=s.num_frames or 8, frame_size=s.frame_size, device=s.device, dtype=s.dtype)
+                       dtype=c.dtype if s.dtype == "auto" else s.dtype, quantization=c.quantization)
+        return cls(s.model, num_frames=s.num_frames or 8, frame_size=s.frame_size, device=s.device, dtype=s.dtype,
+                   quantization=s.quantization)
 
     def logit_diffs(self, frames: list, questions: list[str]) -> list[float]:
         """logit(Yes) - logit(No) for the first token of the answer to each question; the frames go

@@ -17,7 +17,7 @@ from typing import Any
 from .. import registry
 from ..errors import BackendError, InputError, first_line
 from ..runtime.devices import resolve_device, resolve_dtype
-from ..runtime.devices import resolve_model as _resolve
+from ..runtime.hub import resolve_model as _resolve
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ def resolve_model_dir(model: str) -> Path:
     if path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise InputError(f"scorer model '{model}' is neither a checkpoint folder nor a Hugging Face id "
                          "(owner/name). Pass --set scorer.model=<folder or id>.")
-    from ...runtime.devices import check_hub_model
+    from ...runtime.hub import check_hub_model
 
     check_hub_model(model, "scorer weights", "scorer.model")  # at once, not after the hub's retries
     try:
