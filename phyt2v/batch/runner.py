@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config, hash_of
-from ..errors import ConfigError, InputError, Interrupted, Phyt2vError, first_line
+from ..errors import ConfigError, InputError, Interrupted, LoadError, Phyt2vError, first_line
 from ..runtime.lanes import remote_llm
 from ..store.files import append_jsonl, atomic_write_json, atomic_write_text, now, slugify
 from ..store.locks import FolderLock, writers_lock
@@ -310,10 +310,10 @@ class Batch:
         except Interrupted:
             raise
         except Phyt2vError as e:
+            if isinstance(e, (ConfigError, LoadError)):
+                raise  # not this prompt's fault: every other prompt would fail the same way
             rec = self._load_record(run_dir)
             err = rec.error if rec is not None else None  # the loop records the failing step
-            if isinstance(e, ConfigError) or (err is not None and err.step.startswith("load ")):
-                raise  # not this prompt's fault: every other prompt would fail the same way
             status = "failed"
             error = ({"step": err.step, "kind": err.kind, "message": err.message} if err else
                      {"step": getattr(e, "step", "") or getattr(refiner, "current_step", ""),
