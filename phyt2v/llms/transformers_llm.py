@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..errors import BackendError, ConfigError
 from ..roles import Reply
-from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
+from ..runtime.devices import check_hub_model, dtype_kwargs, resolve_device, resolve_dtype
 from ._common import check_messages, one_line
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class TransformersLLM:
         if not model:
             raise ConfigError("llm.model is required for the transformers backend, e.g. "
                               "llm.model=Qwen/Qwen2.5-7B-Instruct or a local model folder.")
+        if not Path(str(model)).expanduser().exists() and not str(model).startswith(("/", ".", "~")):
+            check_hub_model(str(model), "LLM", "llm.model")  # a hub id not cached, hub unreachable: fail at once
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from ..runtime.quant import quantization_config
