@@ -122,3 +122,97 @@ def test_the_batch_triages_by_error_type_not_by_step(tmp_path):
     with pytest.raises(LoadError, match="weights file gone"):
         b.run()
     assert len(list((b.dir / "runs").iterdir())) == 1
+
+
+# ---------------------------------------------------------------- a dead LLM endpoint
+
+def openai_cfg(base_url: str, **loop):
+    from llm_servers import TEST_KEY_ENV
+
+    return load_config(llm={"backend": "openai", "base_url": base_url, "model": "test", "api_key_env": TEST_KEY_ENV,
+                            "max_retries": 0, "timeout_s": 2.0, "backoff_s": 0.01},
+                       loop={"max_rounds": 1, "min_rounds": 1, **loop})
+
+
+def openai_batch(tmp_path, cfg, prompts, concurrency=1):
+    ref = Refiner(cfg, generator=FakeGenerator(), captioner=FakeCaptioner(), scorer=ConstScorer())
+    return Batch(source(tmp_path, prompts), cfg, out=tmp_path / "out", refiner=ref, concurrency=concurrency)
+
+
+MANY = [f"prompt number {i}: a ball falls" for i in range(7)]
+
+
+def closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+@pytest.mark.parametrize("endpoint", ["503", "refused"])
+def test_a_dead_llm_endpoint_stops_the_batch_after_three_prompts_in_a_row(tmp_path, endpoint):
+    from llm_servers import FaultyServer, fail
+
+    from phyt2v.batch import folder as batchdir
+    from phyt2v.errors import LLMError
+
+    with FaultyServer([fail(503, "upstream down")]) as srv:
+        url = srv.base_url if endpoint == "503" else closed_port_url()
+        b = openai_batch(tmp_path, openai_cfg(url), MANY)
+        with pytest.raises(LLMError) as info:
+            b.run()
+    msg = str(info.value)
+    assert "failed every call of the last 3 prompts" in msg and "Finished prompts are kept" in msg
+    assert "run the same command again to resume" in msg
+    assert ("HTTP 503" if endpoint == "503" else "connection error") in msg and url in msg  # names the problem
+    lines = batchdir.read_results(b.dir)
+    assert [ln["prompt"] for ln in lines.values()] == MANY[:3]  # prompts 4..7 were never started
+    assert all(ln["status"] == "failed" and ln["error"]["kind"] == "LLMError" for ln in lines.values())
+    assert len(list((b.dir / "runs").iterdir())) == 3
+    if endpoint == "503":
+        assert srv.count == 3
+
+
+def test_an_llm_answer_in_between_starts_the_count_again(tmp_path):
+    from doubles import RULES
+    from llm_servers import FaultyServer, fail, ok
+
+    from phyt2v.batch import folder as batchdir
+    from phyt2v.errors import LLMError
+
+    down = fail(503, "upstream down")
+    # one LLM call per prompt (rules; one round has no mismatch or refine): prompt 3 gets its answer
+    with FaultyServer([down, down, ok(json.dumps(RULES)), down, down, down, down]) as srv:
+        b = openai_batch(tmp_path, openai_cfg(srv.base_url), MANY)
+        with pytest.raises(LLMError, match="last 3 prompts"):
+            b.run()
+    status = [ln["status"] for ln in batchdir.read_results(b.dir).values()]
+    assert status == ["failed", "failed", "finished", "failed", "failed", "failed"]  # stopped before prompt 7
+
+
+def test_a_prompt_that_got_an_answer_before_its_llm_failed_starts_the_count_again(tmp_path):
+    """Round 1's mismatch fails after the rules were answered: the endpoint is not dead, the batch goes on."""
+    from doubles import RULES
+    from llm_servers import FaultyServer, fail, ok
+
+    down = fail(503, "upstream down")
+    script = [ok(json.dumps(RULES)), down] * 3 + [ok(json.dumps(RULES)), down]
+    with FaultyServer(script) as srv:
+        b = openai_batch(tmp_path, openai_cfg(srv.base_url, max_rounds=2, min_rounds=2), MANY[:4])
+        s = b.run()
+    assert len(s.failed) == 4 and all(ln["error"]["step"] == "mismatch" for ln in s.failed)
+
+
+def test_a_dead_endpoint_stops_a_pipelined_batch_too(tmp_path):
+    from llm_servers import FaultyServer, fail
+
+    from phyt2v.batch import folder as batchdir
+    from phyt2v.errors import LLMError
+
+    prompts = [f"prompt number {i}: a ball falls" for i in range(12)]
+    with FaultyServer([fail(503, "upstream down")]) as srv:
+        b = openai_batch(tmp_path, openai_cfg(srv.base_url), prompts, concurrency=4)
+        with pytest.raises(LLMError, match="last [0-9]+ prompts"):
+            b.run()
+    assert 3 <= len(batchdir.read_results(b.dir)) < len(prompts)
