@@ -29,6 +29,7 @@ def unreachable(tmp_path, monkeypatch):
 
 
 def test_transformers_llm_offline_fails_at_once_with_the_download_hint(offline):
+    pytest.importorskip("torch")  # imported before the timer: the device is chosen before the hub is asked
     from phyt2v.llms.transformers_llm import TransformersLLM
 
     t0 = time.monotonic()
@@ -39,6 +40,7 @@ def test_transformers_llm_offline_fails_at_once_with_the_download_hint(offline):
 
 
 def test_transformers_llm_hub_unreachable_fails_at_once(unreachable):
+    pytest.importorskip("torch")
     from phyt2v.llms.transformers_llm import TransformersLLM
 
     t0 = time.monotonic()
