@@ -35,6 +35,20 @@ class BackendError(Phyt2vError):
     """A backend failed to load or to run (missing package, missing weights, no CUDA)."""
 
 
+class LoadError(BackendError):
+    """A backend failed to load (missing weights, a bad model path, a package missing, out of memory at load):
+    not one prompt's fault, every other prompt would fail the same way, so a batch stops on it."""
+
+
+def load_error(role: str, err: BaseException) -> LoadError:
+    """A failure while loading the ``role`` backend as a LoadError: another library error keeps its message,
+    anything else is named with its type."""
+    if isinstance(err, Phyt2vError):
+        return LoadError(str(err))
+    return LoadError(f"load {role} failed: {type(err).__name__}: {first_line(err)} (PHYT2V_DEBUG=1 shows the "
+                     "traceback)")
+
+
 class LLMError(Phyt2vError):
     """The LLM endpoint failed after bounded retries (down, 429, 5xx, timeout, reset)."""
 

@@ -221,8 +221,8 @@ def test_bad_specs_are_config_errors(pipe, tmp_path):
 
 def test_hub_id_goes_through_huggingface_hub(pipe, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path))   # empty cache: the real download call must fail offline
-    with pytest.raises(BackendError, match="from hub repo CaiYuanhao/PhyGDPO"):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))   # empty cache: fails at once offline, naming the download
+    with pytest.raises(BackendError, match="hub repo .CaiYuanhao/PhyGDPO.*hf download CaiYuanhao/PhyGDPO"):
         apply_loras(pipe, [{"path": "CaiYuanhao/PhyGDPO", "subfolder": "Wan2.1-T2V-1.3B_PhyGDPO",
                             "weight_name": "epoch-0.safetensors"}])
 

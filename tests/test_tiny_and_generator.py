@@ -153,7 +153,7 @@ def test_clear_load_errors(tmp_path, gen):
     import torch
 
     if not torch.cuda.is_available():
-        with pytest.raises(BackendError, match="offload 'model' needs a CUDA GPU"):
+        with pytest.raises(ConfigError, match="offload 'model' needs a CUDA GPU"):
             CogVideoXGenerator("tiny", offload="model", pipeline=gen.pipe, **SMOKE)
         with pytest.raises(ConfigError, match="generator.device is 'cuda' but CUDA is not available"):
             CogVideoXGenerator("tiny", device="cuda", pipeline=gen.pipe, **SMOKE)

@@ -137,6 +137,30 @@ def parse_round(text: str | int) -> str | int:
     raise InputError(f"--round {text}: use first, best or a round number (1, 2, ...)")
 
 
+def last_round(batch_dir: Path, lines: Any = None) -> tuple[int, int | None]:
+    """(the batch's last possible round, its loop.max_rounds or None): the config's max_rounds, or the highest
+    round a result line has when that is higher or the config does not say."""
+    cap = ((read_batch(batch_dir).get("config") or {}).get("loop") or {}).get("max_rounds")
+    cap = cap if isinstance(cap, int) and cap >= 1 else None
+    lines = read_results(batch_dir).values() if lines is None else lines
+    seen = max((r.get("index") or 0 for ln in lines for r in ln.get("rounds") or []), default=0)
+    return max(cap or 0, seen), cap
+
+
+def check_round(batch_dir: Path, text: str | int, lines: Any = None) -> str | int:
+    """A ``--round`` value (``parse_round``) that the batch has: a number past its last possible round is refused
+    (``round_of`` would silently give every prompt its last round; the evaluators need the same round for all)."""
+    which = parse_round(text)
+    if isinstance(which, int):
+        n, cap = last_round(batch_dir, lines)
+        if which > n >= 1:
+            span = "round 1" if n == 1 else f"rounds 1 to {n}"
+            raise InputError(f"--round {which}: this batch's prompts have {span}"
+                             + (f" (loop.max_rounds {cap})" if cap else "")
+                             + f"; use first, best or {'1' if n == 1 else f'1 to {n}'}")
+    return which
+
+
 def round_label(which: str | int) -> str:
     return {"first": "round 1", "best": "best round"}.get(str(which), f"round {which}")
 

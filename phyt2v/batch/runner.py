@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config, hash_of
-from ..errors import ConfigError, InputError, Interrupted, Phyt2vError, first_line
+from ..errors import InputError, Interrupted, Phyt2vError, first_line
 from ..runtime.lanes import remote_llm
 from ..store.files import append_jsonl, atomic_write_json, atomic_write_text, now, slugify
 from ..store.locks import FolderLock, writers_lock
 from ..store.record import RunRecord, RunStore
 from . import folder as batchdir
+from . import triage
 from .folder import RESULT_SCHEMA_VERSION
 from .pipelined import pipelined_pass
 from .shards import Shard
@@ -169,6 +170,7 @@ class Batch:
 
         self.on_event = on_event_locked
         self._since = now("microseconds")
+        self.endpoint = triage.EndpointWatch()
 
     # ------------------------------------------------------------ files
     @property
@@ -289,6 +291,7 @@ class Batch:
             line = self.run_one(item)
             append_jsonl(self.results_file, line, lock=True)
             self.on_event("prompt_end", {"item": item, "line": line})
+            self.endpoint.check()  # the LLM failed every call of several prompts in a row: stop
             return line
         finally:
             lock.release()
@@ -303,21 +306,23 @@ class Batch:
         run_id = run_id_for(item)
         run_dir = self.dir / batchdir.RUNS_DIR / run_id
         self.on_event("prompt_start", {"item": item, "run_dir": run_dir})
-        t0 = time.perf_counter()
+        t0, mark, failure = time.perf_counter(), triage.calls_mark(run_dir), None
         try:
             res = refiner.refine(item.prompt, run_id=run_id)
             rec, status, error = res.record, "finished", None
         except Interrupted:
             raise
         except Phyt2vError as e:
+            if triage.stops_batch(e):
+                raise  # not this prompt's fault: every other prompt would fail the same way
+            failure = e
             rec = self._load_record(run_dir)
             err = rec.error if rec is not None else None  # the loop records the failing step
-            if isinstance(e, ConfigError) or (err is not None and err.step.startswith("load ")):
-                raise  # not this prompt's fault: every other prompt would fail the same way
             status = "failed"
             error = ({"step": err.step, "kind": err.kind, "message": err.message} if err else
                      {"step": getattr(e, "step", "") or getattr(refiner, "current_step", ""),
                       "kind": type(e).__name__, "message": first_line(e)})
+        self.endpoint.note(failure, triage.llm_answered(run_dir, mark))
         return result_line(item, rec, run_dir, self.dir, status=status, error=error,
                            wall_s=time.perf_counter() - t0, config_hash=self.config.hash(), shard=self.shard)
 

@@ -14,7 +14,8 @@ import sys
 import typer
 
 from ..errors import Phyt2vError
-from .options import err
+from ..store.redact import scrub
+from .options import err, scrubbed_output
 
 app = typer.Typer(help="phyt2v: make text-to-video models obey physics, without training (PhyT2V loop).",
                   pretty_exceptions_show_locals=False, no_args_is_help=True, add_completion=False)
@@ -45,7 +46,7 @@ class _ConsoleHandler(logging.Handler):
             from rich.text import Text
 
             level = record.levelname.lower()
-            err.print(Text.assemble((f"{level}: ", self.STYLES.get(level, "")), self.format(record)),
+            err.print(Text.assemble((f"{level}: ", self.STYLES.get(level, "")), scrub(self.format(record))),
                       highlight=False, soft_wrap=True)
         except Exception:
             self.handleError(record)
@@ -63,6 +64,11 @@ def _setup_logging() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     _setup_logging()
+    with scrubbed_output():
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         rc = app(args=argv, standalone_mode=False)
     except Phyt2vError as e:
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             err.print_exception(show_locals=False)
         from rich.text import Text
 
-        err.print(Text.assemble(("error: ", "bold red"), str(e)), highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("error: ", "bold red"), scrub(str(e))), highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
 
         from ..errors import first_line
 
-        err.print(Text.assemble(("error: ", "bold red"), f"{type(e).__name__}: {first_line(e)} "
+        err.print(Text.assemble(("error: ", "bold red"), f"{type(e).__name__}: {scrub(first_line(e))} "
                                 "(PHYT2V_DEBUG=1 shows the traceback)"), highlight=False, soft_wrap=True)
         sys.exit(1)
     sys.exit(rc if isinstance(rc, int) else 0)

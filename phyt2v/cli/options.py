@@ -6,15 +6,58 @@ differs per command (``--out``, ``--json``) are made by a small function taking 
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator, TextIO
 
 import typer
 from rich.console import Console
 
 from ..errors import InputError
+from ..store.redact import scrub
 
-out = Console()
-err = Console(stderr=True)
+
+class ScrubbedConsole(Console):
+    """A rich Console that scrubs the API key (``redact.scrub``) from every string it prints before laying it out,
+    so that no wrapping can split a key where ``scrubbed_output``'s streams would no longer see it whole."""
+
+    def print(self, *objects: Any, **kw: Any) -> None:
+        super().print(*(scrub(o) if isinstance(o, str) else o for o in objects), **kw)
+
+
+class ScrubbedStream:
+    """A text stream that writes everything through ``redact.scrub`` to the stream it wraps."""
+
+    def __init__(self, inner: TextIO):
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        self.inner.write(scrub(text))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
+        return getattr(self.inner, name)
+
+
+@contextmanager
+def scrubbed_output() -> Iterator[None]:
+    """stdout and stderr scrubbed of the API key while a command runs: whatever a model echoed (a prompt, a
+    caption, an error) reaches the terminal as ``***``, whoever prints it (rich, print, a library's warning)."""
+    old = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = old
+
+
+out = ScrubbedConsole()
+err = ScrubbedConsole(stderr=True)
 
 PresetOpt = typer.Option(None, "--preset", "-p", help="preset name from configs/ (`phyt2v presets`)")
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file (instead of a preset)")

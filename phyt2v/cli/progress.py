@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..batch.folder import round_of
 from ..store.record import RunRecord
+from ..store.redact import scrub
 
 
 def quiet_libraries() -> None:
@@ -25,6 +26,8 @@ def quiet_libraries() -> None:
 
 
 def excerpt(text: str, n: int = 60) -> str:
+    """The start of a text, scrubbed of the API key first (a cut must not leave part of a key)."""
+    text = scrub(text)
     return text if len(text) <= n else text[: n - 1] + "…"
 
 

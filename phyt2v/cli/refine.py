@@ -39,7 +39,7 @@ def refine(
     out_dir: Optional[Path] = out_opt("runs folder (default ./runs)"),
     sets: Optional[list[str]] = SetOpt,
     fresh: bool = FreshOpt,
-    as_json: bool = json_opt("print the run record as JSON at the end"),
+    as_json: bool = json_opt("print the run record as JSON at the end, with run_dir and best_video (absolute paths)"),
 ) -> None:
     """Run the PhyT2V loop on PROMPT: generate, caption, score, refine; keep the best round."""
     from ..loop.refiner import Refiner
@@ -60,7 +60,7 @@ def refine(
             _print_partial(refiner, prompt)
             raise
     if as_json:
-        print(result.record.model_dump_json(indent=2))  # plain: no wrapping inside strings
+        print(run_json(result))  # plain: no wrapping inside strings
         return
     out.print(rounds_table(result.record))
     best = result.best
@@ -72,6 +72,18 @@ def refine(
                       f"PC {f.scores.pc:.3f} score {f.scores.score:.3f}")
         out.print(f"best video: {result.best_video}", soft_wrap=True, highlight=False)
     out.print(f"run folder: {result.run_dir}", soft_wrap=True, highlight=False)
+
+
+def run_json(result: Any) -> str:
+    """``refine --json``: the run record, plus ``run_dir`` and ``best_video`` (absolute paths; None without a
+    scored round) so that a script needs no guessing where the run went."""
+    import json
+
+    data = json.loads(result.record.model_dump_json())
+    best = result.best_video
+    data["run_dir"] = str(Path(result.run_dir).resolve())
+    data["best_video"] = str(Path(best).resolve()) if best is not None else None
+    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 def _print_partial(refiner: Any, prompt: str) -> None:

@@ -78,13 +78,13 @@ def register(app: typer.Typer) -> None:
         sets: Optional[list[str]] = SetOpt,
     ) -> int:
         """Score videos for semantic adherence (SA) and physical commonsense (PC)."""
-        from rich.console import Console
         from rich.table import Table
 
         from .. import registry
         from ..batch.prompt_files import match_items
         from ..config import load_config
         from ..scorers.many import score_videos
+        from .options import ScrubbedConsole
 
         items = match_items(list(videos or []), prompt, prompts, rule)
         asked_rule = any(it[2] for it in items)
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         columns = ["path", "prompt", "sa", "pc"] + (["rule"] if asked_rule else [])
         columns += [c for c in _EXTRA_COLUMNS.get(scorer, []) if asked_rule or c != "rule_rating"] + ["error"]
         writer = RowWriter(out, columns) if out else None
-        console, errc = Console(), Console(stderr=True)
+        console, errc = ScrubbedConsole(), ScrubbedConsole(stderr=True)
         rows: list[dict[str, Any] | None] = [None] * len(items)
 
         def on_result(i: int, res) -> None:

@@ -50,8 +50,8 @@ class DiffusersGenerator:
         self.cfg, self.model_id, self.negative_prompt = cfg, model, negative_prompt
         self.device = resolve_device(cfg.device, "generator.device")
         if cfg.offload in ("model", "sequential", "group") and not self.device.startswith("cuda"):
-            raise BackendError(f"generator.offload '{cfg.offload}' needs a CUDA GPU (device is {self.device}); "
-                               "set generator.offload=none or auto.")
+            raise ConfigError(f"generator.offload '{cfg.offload}' needs a CUDA GPU (device is {self.device}); "
+                              "set generator.offload=none or auto.")
         self.torch_dtype = resolve_dtype(cfg.dtype, self.device, "generator.dtype")
         if pipeline is None:
             path = resolve_model(model, self.default_tiny)

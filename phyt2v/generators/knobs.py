@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..errors import BackendError, ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ def place(pipe: Any, offload: str, device: str, margin_gb: float) -> str:
     import torch
 
     if offload in ("model", "sequential", "group") and not device.startswith("cuda"):
-        raise BackendError(f"generator.offload '{offload}' needs a CUDA GPU (device is {device}); "
-                           "set generator.offload=none or auto.")
+        raise ConfigError(f"generator.offload '{offload}' needs a CUDA GPU (device is {device}); "
+                          "set generator.offload=none or auto.")
     if not device.startswith("cuda"):
         pipe.to(device)
         return "none"

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import BackendError, ConfigError
+from ..runtime.devices import check_hub_model
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def resolve_file(spec: LoraSpec) -> Path:
 
 
 def _download(spec: LoraSpec) -> Path:
+    check_hub_model(spec.path, "generator.lora hub repo")  # not cached and no hub: fail now, not after retries
     try:
         import huggingface_hub as hub
     except ImportError:

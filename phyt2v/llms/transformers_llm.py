@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..errors import BackendError, ConfigError
 from ..roles import Reply
-from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
+from ..runtime.devices import check_hub_model, dtype_kwargs, resolve_device, resolve_dtype
 from ._common import check_messages, one_line
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ class TransformersLLM:
         if not model:
             raise ConfigError("llm.model is required for the transformers backend, e.g. "
                               "llm.model=Qwen/Qwen2.5-7B-Instruct or a local model folder.")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from ..runtime.quant import quantization_config
 
         opts = dict(options or {})
@@ -53,6 +52,10 @@ class TransformersLLM:
         qconf = quantization_config(quantization, self.device, "llm.quantization")
         if qconf is not None:  # placed by device_map; a quantized model cannot be moved afterwards
             extra.update(quantization_config=qconf, device_map=extra.get("device_map", self.device))
+        if not Path(self.model_id).expanduser().exists() and not self.model_id.startswith(("/", ".", "~")):
+            check_hub_model(self.model_id, "LLM", "llm.model")  # not cached and no hub: fail now, not after retries
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **common)
             self.model = AutoModelForCausalLM.from_pretrained(

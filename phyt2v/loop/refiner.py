@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import registry
 from ..config import Config, load_config
-from ..errors import BackendError, ConfigError, InputError, Interrupted, Phyt2vError, first_line
+from ..errors import (BackendError, ConfigError, InputError, Interrupted, LoadError, Phyt2vError, first_line,
+                      load_error)
 from ..runtime import lanes as lanes_mod
 from ..runtime import memplan
 from ..schemas import Refinement
@@ -92,7 +93,12 @@ class Refiner:
             if self._swapper is not None:
                 self._swapper.park_all()  # the GPU free for the role that loads now
             cfg = memplan.build_config(self.config, self._plan) if self._plan else self.config
-            obj = registry.build(role, cfg)
+            try:
+                obj = registry.build(role, cfg)
+            except (ConfigError, InputError, Interrupted, LoadError):
+                raise
+            except Exception as e:  # any other failure to load is not one prompt's fault: a batch stops on it
+                raise load_error(role, e) from e
             self._backends[role] = self._swapper.wrap(role, obj) if self._swapper is not None else obj
             self._emit(Event("step_end", step=f"load {role}", data={"seconds": time.perf_counter() - t0}))
 
@@ -259,9 +265,9 @@ class Refiner:
                 rec.status = "interrupted"
                 store.save(rec)
                 raise
-            except InputError as e:
-                if not resumed and rec.rules is None and not rec.rounds:  # refused before any work: no run folder
-                    shutil.rmtree(store.dir, ignore_errors=True)
+            except (InputError, ConfigError) as e:
+                if not resumed and rec.rules is None and not rec.rounds and rec.enhancement is None:
+                    shutil.rmtree(store.dir, ignore_errors=True)  # refused before any work: no run folder
                     raise
                 rec.status = "failed"
                 rec.error = StepError(step=self.current_step, kind=type(e).__name__, message=str(e))

@@ -302,7 +302,7 @@ def free_vram(vram_gb: float | None = None) -> int | None:
     """Bytes of VRAM to plan for: ``vram_gb`` GiB when given (a card of that size), else this
     machine's free memory on the current CUDA device, else None (no CUDA)."""
     if vram_gb is not None:
-        if vram_gb <= 0:
+        if not 0 < vram_gb < float("inf"):  # NaN fails every comparison
             raise ConfigError(f"--vram {vram_gb} must be a positive card size in GiB, e.g. --vram 24")
         return int(vram_gb * GiB)
     import torch

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,9 +28,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, scrub(text).encode("utf-8"))
 
 
+FILE_MODE = 0o666  # what a new file gets, less the umask (the kernel applies it): as any program's files
+
+
+def temp_beside(path: Path) -> tuple[int, Path]:
+    """A new, uniquely named temp file in ``path``'s folder (write descriptor, path), created with a normal file's
+    mode, 0666 less the umask (``tempfile.mkstemp`` makes 0600: a run's files unreadable to the user's group)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE), tmp
+        except FileExistsError:
+            continue
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -95,7 +109,7 @@ def append_jsonl(path: Path, obj: Any, *, lock: bool = False) -> None:
             _append(fd, data)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
         _append(fd, data)
     finally:

@@ -89,7 +89,7 @@ def export(batch_dir: str | Path, fmt: str, *, out: str | Path | None = None, wh
         near = difflib.get_close_matches(fmt, FORMATS, n=1)
         hint = f" Did you mean {near[0]}?" if near else ""
         raise InputError(f"unknown export format '{fmt}'.{hint} Formats: {', '.join(FORMATS)}")
-    which = batchdir.parse_round(which)
+    which = batchdir.check_round(batch_dir, which)
     tag = which if isinstance(which, str) else f"round{which}"
     default = batch_dir / "exports" / {"videophy-eval": f"videophy-eval-{tag}.csv",
                                        "preference": "preference.jsonl"}.get(fmt, f"{fmt}-{tag}")

@@ -314,6 +314,9 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
     finished = [r for r in done if r.get("stop_reason") != "not_physical"]  # not run: under loop.min_physics
     n_not_physical = len(done) - len(finished)
     n_failed = sum(1 for r in results if r.get("status") == "failed")
+    if not finished and n_not_physical:
+        raise InputError(f"{batch_dir}: all {n_not_physical} finished prompt(s) were skipped by --min-physics "
+                         f"(stop_reason not_physical; {n_failed} failed): there is nothing to score")
     if not finished:
         raise InputError(f"{batch_dir} has no finished prompts yet ({n_failed} failed); run or resume "
                          "`phyt2v batch` first")
@@ -322,7 +325,7 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
     where = _BATCH_WHERE.replace("{dir}", str(batch_dir))
     picks: list[str | int] = ["first", "best"] if round is None else [round]
     tables, warnings = {}, []
-    for which in map(batchdir.parse_round, picks):
+    for which in (batchdir.check_round(batch_dir, w, results) for w in picks):
         rows, excluded = batch_rows(finished, kind, which, where)
         if excluded:
             warnings.append(f"{batchdir.round_label(which)}: {excluded} finished prompt(s) excluded (no usable "
