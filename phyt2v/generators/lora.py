@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import BackendError, ConfigError
-from ..runtime.devices import check_hub_model
+from ..runtime.hub import check_hub_model
 
 log = logging.getLogger(__name__)
 

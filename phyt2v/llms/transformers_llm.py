@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from .. import registry
 from ..errors import BackendError, ConfigError
 from ..roles import Reply
-from ..runtime.devices import check_hub_model, dtype_kwargs, resolve_device, resolve_dtype
+from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
+from ..runtime.hub import check_hub_model
 from ._common import check_messages, one_line
 
 if TYPE_CHECKING:
