@@ -20,7 +20,7 @@ from ..roles import GeneratedVideo, StepCallback
 from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
 from . import chunks, knobs
 from . import overrides as overrides_mod
-from .families import Settings, for_class, signature_defaults
+from .families import Settings, binding, for_class, signature_defaults
 from .model_index import read_index, resolve_model
 from .shapes import check_family_options, check_shape
 
@@ -128,7 +128,7 @@ class DiffusersGenerator:
         self.dynamic_cfg = True if cfg.dynamic_cfg is None else cfg.dynamic_cfg
         if self.family.classes:
             check_shape(cfg, self.family, self.rules, d, self.model_id)
-        self.model_limit = min((e.limit for e in self.encoders), default=None)
+        self.model_limit = min((e.limit for e in binding(self.encoders)), default=None)
         if cfg.max_prompt_tokens is not None and self.model_limit and cfg.max_prompt_tokens > self.model_limit:
             raise ConfigError(f"generator.max_prompt_tokens {cfg.max_prompt_tokens} is over the model's limit of "
                               f"{self.model_limit} tokens; use a value <= {self.model_limit}.")
@@ -173,11 +173,12 @@ class DiffusersGenerator:
 
     # ------------------------------------------------------------------ calls
     def count_tokens(self, prompt: str) -> int:
-        """Tokens of the binding text encoder (the one with the smallest limit), as the pipeline encodes."""
-        if not self.encoders:
+        """Tokens of the binding text encoder (the sequence encoder with the smallest limit), as the pipeline
+        encodes."""
+        encs = binding(self.encoders)
+        if not encs:
             return len(prompt.split())
-        enc = min(self.encoders, key=lambda e: e.limit)
-        return enc.count(prompt)
+        return min(encs, key=lambda e: e.limit).count(prompt)
 
     def tokens_per_word(self) -> float:
         """Tokens per English word of the binding encoder, measured on a reference sentence (fixed
@@ -190,9 +191,13 @@ class DiffusersGenerator:
 
     def describe(self) -> dict[str, Any]:
         """What this generator is and which knobs are on: stored in the run record."""
-        return {"family": self.family.name, "pipeline": type(self.pipe).__name__, "token_budget": self.model_limit,
-                "encoders": {e.name: e.limit for e in self.encoders}, "steps": self.steps,
-                "guidance": self.guidance, "knobs": self._active_knobs()}
+        out = {"family": self.family.name, "pipeline": type(self.pipe).__name__, "token_budget": self.model_limit,
+               "encoders": {e.name: e.limit for e in self.encoders}, "steps": self.steps,
+               "guidance": self.guidance, "knobs": self._active_knobs()}
+        pooled = [e.name for e in self.encoders if e.pooled_only]
+        if pooled:
+            out["pooled_only"] = pooled  # limits recorded, not binding the budget
+        return out
 
     def _active_knobs(self) -> dict[str, Any]:
         active = {k: v for k, v in self.knobs.items() if v not in (None, False)}

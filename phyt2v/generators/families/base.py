@@ -19,11 +19,21 @@ FAMILY_OPTIONS = ("dynamic_cfg", "scheduler", "flow_shift", "guidance_2", "true_
 
 @dataclass
 class Encoder:
-    """One text encoder as the pipeline feeds it: ``count(prompt)`` tokens of which ``limit`` are kept."""
+    """One text encoder as the pipeline feeds it: ``count(prompt)`` tokens of which ``limit`` are kept.
+
+    ``pooled_only``: the encoder feeds only a pooled vector (HunyuanVideo's CLIP-L, Kandinsky 5's CLIP), not the
+    token sequence the transformer reads: its limit is recorded, and a cut is reported as truncation, but it is
+    not the prompt budget (the sequence encoders' smallest limit is)."""
 
     name: str
     count: Callable[[str], int]
     limit: int
+    pooled_only: bool = False
+
+
+def binding(encoders: list[Encoder]) -> list[Encoder]:
+    """The encoders whose limits bind the prompt budget: every sequence encoder (not the pooled-only ones)."""
+    return [e for e in encoders if not e.pooled_only]
 
 
 @dataclass
