@@ -221,6 +221,31 @@ def test_unknown_video_pipeline_runs_on_its_own_defaults(gens, tmp_path, caplog)
     assert probe(out.path).num_frames == 9
 
 
+def test_a_pipelines_own_defaults_are_not_overridden_with_none(gens, tmp_path):
+    """Only the arguments the user or the family sets are passed: a pipeline whose default negative prompt is a
+    string (Allegro's) keeps it when phyt2v has none."""
+    from diffusers import WanPipeline
+
+    seen = []
+
+    class DefaultNegativePipeline(WanPipeline):  # no family names it; its __call__ reads its own default
+        def __call__(self, prompt=None, negative_prompt="low quality, blurry", height=480, width=832, num_frames=81,
+                     num_inference_steps=50, guidance_scale=5.0, **kw):
+            seen.append(negative_prompt.lower())  # Allegro: AttributeError on None
+            return super().__call__(prompt=prompt, negative_prompt=negative_prompt, height=height, width=width,
+                                    num_frames=num_frames, num_inference_steps=num_inference_steps,
+                                    guidance_scale=guidance_scale, **kw)
+
+    pipe = DefaultNegativePipeline(**gens["tiny-wan"].pipe.components)
+    g = DiffusersGenerator("mine", pipeline=pipe, num_frames=9, steps=2, height=16, width=16)
+    g.generate("A ball falls", seed=0, out_path=tmp_path / "v.mp4")
+    assert seen == ["low quality, blurry"]
+    g2 = DiffusersGenerator("mine", pipeline=pipe, num_frames=9, steps=2, height=16, width=16,
+                            negative_prompt="Static")
+    g2.generate("A ball falls", seed=0, out_path=tmp_path / "w.mp4")
+    assert seen[-1] == "static"  # a negative prompt that is set is passed
+
+
 def test_doctor_lists_the_loadable_families():
     from rich.console import Console
 

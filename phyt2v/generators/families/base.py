@@ -127,14 +127,15 @@ class Family:
         return {}
 
     def call_kwargs(self, pipe: Any, s: Settings, sig: dict[str, Any]) -> dict[str, Any]:
-        """Arguments of ``pipe(...)`` beyond prompt/seed/output: only the ones the signature takes."""
+        """Arguments of ``pipe(...)`` beyond prompt/seed/output: only the ones the signature takes and the user or
+        the family sets (a None is never passed: it would replace the pipeline's own default, e.g. Allegro's
+        negative prompt)."""
         kw: dict[str, Any] = {"height": s.height, "width": s.width, "num_frames": s.num_frames,
-                              "num_inference_steps": s.steps, "negative_prompt": s.negative_prompt}
-        if s.guidance is not None:
-            kw["guidance_scale"] = s.guidance
+                              "num_inference_steps": s.steps, "negative_prompt": s.negative_prompt,
+                              "guidance_scale": s.guidance}
         if "frame_rate" in sig:
             kw["frame_rate"] = s.fps
-        return {k: v for k, v in kw.items() if k in sig}
+        return {k: v for k, v in kw.items() if k in sig and v is not None}
 
 
 def set_flow_shift(pipe: Any, shift: float, family: str) -> float:
