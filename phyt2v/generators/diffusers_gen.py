@@ -202,7 +202,7 @@ class DiffusersGenerator:
     def _active_knobs(self) -> dict[str, Any]:
         active = {k: v for k, v in self.knobs.items() if v not in (None, False)}
         if self.loras:
-            active["loras"] = [str(x) for x in self.loras]
+            active["loras"] = [dict(x) for x in self.loras]  # JSON objects in run.json (lora.load_one's record)
         return active
 
     def generate(self, prompt: str, *, seed: int, out_path: Path, on_step: StepCallback | None = None,
