@@ -110,6 +110,14 @@ def resolve(role: str, name: str) -> type:
     return target.load()
 
 
+def check_before_load(role: str, config: "Config") -> None:
+    """The backend class's own ``check_before_load(config)``, when it declares one (the generators: options, shapes,
+    cache hooks and draft settings against the model's family): a ConfigError before any weight loads or downloads."""
+    hook = getattr(resolve(role, getattr(config, role).backend), "check_before_load", None)
+    if hook is not None:
+        hook(config)
+
+
 _BUILT: dict[tuple[str, str], Any] = {}
 _CLEARERS: list[Callable[[], None]] = []
 

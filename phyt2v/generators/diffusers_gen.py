@@ -18,10 +18,10 @@ from ..config import GeneratorConfig, check_options
 from ..errors import BackendError, ConfigError, InputError, first_line
 from ..roles import GeneratedVideo, StepCallback
 from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
-from . import chunks, knobs
+from . import chunks, footprint, knobs, precheck
 from . import overrides as overrides_mod
 from .families import Settings, binding, for_class, signature_defaults
-from .model_index import read_index, resolve_model
+from .model_index import index_before_load, resolve_model
 from .shapes import check_family_options, check_shape
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class DiffusersGenerator:
         check_family_options(cfg, self.family)
         self.loras = self._apply_loras(cfg.lora) if cfg.lora else []
         self.knobs: dict[str, Any] = dict(self.family.prepare(self.pipe, cfg))
-        self.knobs["cache"] = knobs.apply_cache(self.pipe, cfg.cache, self.family.name,
+        self.knobs["cache"] = knobs.apply_cache(self.pipe, cfg.cache, self.family,
                                                 cfg.steps or self.defaults.get("steps"))
         self.knobs["attention_backend"] = knobs.apply_attention_backend(self.pipe, cfg.attention_backend,
                                                                         self.family.name, self.family.attention_dispatch)
@@ -89,7 +89,22 @@ class DiffusersGenerator:
         g = config.generator
         opts = check_options("generator", cls.backend, g.options, OPTIONS)
         fields = g.model_dump(exclude={"backend", "model", "options"})
-        return cls(g.model, **fields, **opts)
+        gen = cls(g.model, **fields, **opts)
+        precheck.check_loaded(gen, config)
+        return gen
+
+    only_family: str | None = None  # the one family a backend serves (cogvideox), checked before loading
+
+    @classmethod
+    def check_before_load(cls, config: "Config") -> None:
+        """Refuse, before any weight loads or downloads, what loading would refuse (precheck.py)."""
+        check_options("generator", cls.backend, config.generator.options, OPTIONS)
+        precheck.check_before_load(config, cls.only_family)
+
+    @classmethod
+    def render_shape(cls, config: "Config") -> dict[str, int] | None:
+        """What the memory plan's working-memory estimate reads, before loading (footprint.py)."""
+        return footprint.render_shape(config.generator)
 
     @classmethod
     def budget_before_load(cls, config: "Config") -> int:
@@ -111,6 +126,7 @@ class DiffusersGenerator:
         opts = check_options("generator", self.backend, g.options, OPTIONS)
         other = copy.copy(self)
         other._configure(g, opts.get("negative_prompt"))
+        precheck.check_loaded(other, config)
         return other
 
     def _configure(self, cfg: GeneratorConfig, negative_prompt: str | None) -> None:
@@ -137,8 +153,9 @@ class DiffusersGenerator:
 
     # ------------------------------------------------------------------ loading
     def _precheck(self, path: str) -> None:
-        """Refuse options and shapes the family cannot take before any weight loads (model_index.json)."""
-        index = read_index(path)
+        """Refuse options, shapes and cache params the family cannot take before any weight loads (the model's
+        model_index.json and configs, or the published table)."""
+        index = index_before_load(path)
         if index is None or not index.class_name:
             return
         family = for_class(index.class_name)
@@ -150,6 +167,8 @@ class DiffusersGenerator:
         cls = getattr(diffusers, index.class_name, None)
         defaults = family.defaults(signature_defaults(cls), index.transformer) if cls is not None else {}
         check_shape(self.cfg, family, family.rules(index.vae, index.transformer), defaults, self.model_id)
+        if self.cfg.cache is not None:
+            knobs.cache_params(self.cfg.cache, family, self.cfg.steps or defaults.get("steps"))
 
     pipeline_class, label = "DiffusionPipeline", "diffusers"  # what _load calls, and its name in errors
 

@@ -1,7 +1,7 @@
 """Where a pipeline's folder is (``resolve_model``: tiny, a local folder or a hub id), and what it says about itself
-before any weight loads: its pipeline class (model_index.json
-``_class_name``) and the VAE / transformer configs the frame and size rules read. Local folders are read
-directly; hub ids from the local hub cache when they are there (never a download)."""
+before any weight loads: its pipeline class (model_index.json ``_class_name``) and the VAE / transformer configs the
+frame and size rules read. Local folders are read directly; hub ids from the local hub cache when they are there,
+else from the published table (``paramcount.PUBLISHED_CONFIGS``); never a download."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.devices import resolve_model as _resolve
+from ..runtime.paramcount import published_configs
 
 TINY = {"tiny-wan": "wan", "tiny-ltx": "ltx", "tiny-hunyuan": "hunyuan", "tiny-cogvideox": "cogvideox"}
 
@@ -21,6 +22,7 @@ class PipelineIndex:
     vae: dict[str, Any] | None = None
     transformer: dict[str, Any] | None = None
     components: dict[str, Any] = field(default_factory=dict)
+    source: str = "folder"  # folder (a local or tiny folder) | cache (the hub cache) | table (PUBLISHED_CONFIGS)
 
 
 def _read(path: Path | None) -> dict[str, Any] | None:
@@ -40,7 +42,10 @@ def _locate(model: str, rel: str) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover
         return None
-    found = try_to_load_from_cache(model, rel)
+    try:
+        found = try_to_load_from_cache(model, rel)
+    except ValueError:  # not a valid hub id (a relative path that does not exist): nothing cached under it
+        return None
     return Path(found) if isinstance(found, str) else None
 
 
@@ -53,6 +58,22 @@ def read_index(model: str) -> PipelineIndex | None:
                          vae=_read(_locate(model, "vae/config.json")),
                          transformer=_read(_locate(model, "transformer/config.json")),
                          components={k: v for k, v in index.items() if not k.startswith("_")})
+
+
+def index_before_load(model: str, default_tiny: str = "cogvideox") -> PipelineIndex | None:
+    """What ``model`` says about itself before any weight loads or downloads: a tiny or local folder's files, a
+    hub id's cached files, else its entry in the published table; None when none of them knows it."""
+    if model == "tiny" or model in TINY or Path(model).expanduser().is_dir():
+        return read_index(resolve_model(model, default_tiny))
+    index = read_index(model) if model.count("/") == 1 else None
+    if index is not None:
+        index.source = "cache"
+        return index
+    table = published_configs(model)
+    if table is None:
+        return None
+    return PipelineIndex(class_name=table["pipeline"], vae=table["vae"], transformer=table["transformer"],
+                         source="table")
 
 
 def resolve_model(model: str, default_tiny: str = "cogvideox") -> str:

@@ -58,6 +58,9 @@ class Refiner:
         for role, obj in self._backends.items():  # fail on a misspelt backend before any work
             if obj is None:
                 registry.check(role, getattr(self.config, role).backend)
+        for role, obj in self._backends.items():  # and on settings the model cannot take, before any download
+            if obj is None:
+                registry.check_before_load(role, self.config)
         self.out = Path(out if out is not None else self.config.out)
         self.on_event = on_event
         self.on_round = on_round

@@ -83,6 +83,8 @@ class Family:
     attention_dispatch = True           # does set_attention_backend reach its attention?
     step_callback = True                # does __call__ take callback_on_step_end?
     videos_per_prompt = True            # does __call__ honour num_videos_per_prompt (else: a prompt list)?
+    faster_uncond_skip = True           # can FasterCache skip the unconditional half of CFG? (it needs both passes in
+                                        # one transformer batch of BCFHW latents, as CogVideoX and Mochi run them)
     tiny: str | None = None             # the tiny model kind (tiny.py) of this family
 
     # -------------------------------------------------- facts read from configs (before or after loading)
@@ -92,6 +94,16 @@ class Family:
         t = int(config_value(vae, "temporal_compression_ratio", config_value(vae, "scale_factor_temporal", 4)))
         s = int(config_value(vae, "spatial_compression_ratio", config_value(vae, "scale_factor_spatial", 8)))
         return t * _patch(config_value(transformer, "patch_size_t", 1)), s * _patch(config_value(transformer, "patch_size", 1))
+
+    def token_grid(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
+        """(frames per latent token, pixels per token side) for the memory plan's token count; by default the frame
+        and size rule's factors (VAE x patch)."""
+        return self.rules(vae, transformer)
+
+    def hidden_size(self, transformer: Mapping[str, Any] | None) -> int | None:
+        """The transformer's hidden size: heads x head dim (every family here), None when the config lacks them."""
+        heads, dim = config_value(transformer, "num_attention_heads"), config_value(transformer, "attention_head_dim")
+        return int(heads) * int(dim) if heads and dim else None
 
     def defaults(self, sig: dict[str, Any], transformer: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Family defaults for height, width, num_frames, steps, guidance, fps (from the signature)."""

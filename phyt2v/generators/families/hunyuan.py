@@ -18,6 +18,7 @@ class Hunyuan(Family):
     fps = 24
     options = frozenset({"flow_shift", "true_cfg"})
     tiny = "hunyuan"
+    faster_uncond_skip = False  # guidance-distilled: no unconditional pass (true_cfg: a second call)
 
     def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:
         return int(sig["max_sequence_length"])  # the Llama encoder's; CLIP's 77 is pooled only
