@@ -123,3 +123,61 @@ def test_draft_settings_checked_as_the_generator_loads():
     # the family's default step count (generator.steps unset) is known only once loaded
     with pytest.raises(ConfigError, match=r"loop.draft.steps 60 is above the full render's 50 steps"):
         build("generator.steps=null", "loop.draft.steps=60")
+
+
+@pytest.mark.slow
+def test_a_hub_model_outside_the_table_is_checked_on_its_fetched_configs(tmp_path):
+    """A hub id neither cached nor in the table: its model_index.json and configs are fetched (kB) and the family
+    check refuses the setting before any weight file is asked for. The hub is a loopback server serving a tiny
+    Wan pipeline's files."""
+    import hashlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from phyt2v.tiny import tiny_model_dir
+
+    folder, asked = tiny_model_dir("wan"), []
+
+    class Hub(BaseHTTPRequestHandler):
+        def _file(self):
+            asked.append(self.path)
+            rel = self.path.split("/resolve/main/", 1)[-1]
+            f = folder / rel
+            if "/resolve/main/" not in self.path or not f.is_file():
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.end_headers()
+                return None
+            data = f.read_bytes()
+            self.send_response(200)
+            self.send_header("X-Repo-Commit", "0" * 40)
+            self.send_header("ETag", hashlib.sha256(data).hexdigest())
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return data
+
+        def do_HEAD(self):
+            self._file()
+
+        def do_GET(self):
+            data = self._file()
+            if data is not None:
+                self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
+           "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+           "PHYT2V_CACHE": str(tmp_path / "phyt2v")}
+    code = ("from phyt2v.generators.diffusers_gen import DiffusersGenerator\n"
+            "DiffusersGenerator('someone/wan-video', scheduler='dpm', device='cpu')\n")
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        server.shutdown()
+    assert p.returncode != 0 and "generator.scheduler does not apply to wan pipelines" in p.stderr, p.stderr[-2000:]
+    files = {a.split("/resolve/main/", 1)[-1] for a in asked if "/resolve/" in a}
+    assert files == {"model_index.json", "transformer/config.json", "vae/config.json"}  # no weight was asked for

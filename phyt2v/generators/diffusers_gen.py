@@ -21,7 +21,7 @@ from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
 from . import chunks, footprint, knobs, precheck
 from . import overrides as overrides_mod
 from .families import Settings, binding, for_class, signature_defaults
-from .model_index import index_before_load, resolve_model
+from .model_index import fetch_index, index_before_load, resolve_model
 from .shapes import check_family_options, check_shape
 
 if TYPE_CHECKING:
@@ -154,8 +154,8 @@ class DiffusersGenerator:
     # ------------------------------------------------------------------ loading
     def _precheck(self, path: str) -> None:
         """Refuse options, shapes and cache params the family cannot take before any weight loads (the model's
-        model_index.json and configs, or the published table)."""
-        index = index_before_load(path)
+        model_index.json and configs, the published table, or those files fetched from the hub first)."""
+        index = index_before_load(path) or fetch_index(path)
         if index is None or not index.class_name:
             return
         family = for_class(index.class_name)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runtime.devices import hub_offline
 from ..runtime.devices import resolve_model as _resolve
 from ..runtime.paramcount import published_configs
 
@@ -74,6 +75,30 @@ def index_before_load(model: str, default_tiny: str = "cogvideox") -> PipelineIn
         return None
     return PipelineIndex(class_name=table["pipeline"], vae=table["vae"], transformer=table["transformer"],
                          source="table")
+
+
+CONFIG_FILES = ("model_index.json", "transformer/config.json", "vae/config.json")
+
+
+def fetch_index(model: str) -> PipelineIndex | None:
+    """A hub id's model_index.json and transformer / VAE configs fetched into the hub cache (a few kB, before any
+    weight), then read: the family check of a model neither cached nor in the table, before its weights download.
+    None when offline, for a path, or when they cannot be fetched (loading then says why)."""
+    if model.count("/") != 1 or Path(model).expanduser().exists() or hub_offline():
+        return None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    for rel in CONFIG_FILES:
+        try:
+            hf_hub_download(model, rel)
+        except (OSError, ValueError, EntryNotFoundError):  # a component without a config is read as unknown
+            if rel == CONFIG_FILES[0]:
+                return None
+    index = read_index(model)
+    if index is not None:
+        index.source = "cache"
+    return index
 
 
 def resolve_model(model: str, default_tiny: str = "cogvideox") -> str:
