@@ -177,7 +177,7 @@ class DiffusersGenerator:
 
         try:
             return getattr(diffusers, self.pipeline_class).from_pretrained(
-                path, **dtype_kwargs(self.torch_dtype, "diffusers"))
+                path, **dtype_kwargs(self.torch_dtype))
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load {self.label} pipeline '{path}': {first_line(e)}. Check the id/path, or "
                                "download it first (`huggingface-cli download <id>`).") from e
