@@ -76,6 +76,18 @@ def test_draft_settings_refused_before_loading():
     Refiner(load_config("wan2.1-1.3b", overrides=["loop.draft.steps=60"]))  # drafts off: not used, not checked
 
 
+def test_a_batch_refuses_at_its_start(tmp_path):
+    from phyt2v.batch import Batch
+    from phyt2v.batch.sources import load_source
+
+    (tmp_path / "p.txt").write_text("a ball falls\nwater pours\n")
+    cfg = load_config("local-24gb", overrides=["generator.scheduler=ddim"])
+    before = registry.LOADS["generator"]
+    with pytest.raises(ConfigError, match="generator.scheduler does not apply to wan"):
+        Batch(load_source(str(tmp_path / "p.txt")), cfg, out=tmp_path / "out").run()
+    assert registry.LOADS["generator"] == before
+
+
 def test_doctor_shows_the_refusal(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
     p = subprocess.run([sys.executable, "-m", "phyt2v", "doctor", "--preset", "wan2.1-1.3b", "--vram", "24",
