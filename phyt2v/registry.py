@@ -135,6 +135,14 @@ def resolve(role: str, name: str) -> type:
                            "Install the missing package (`phyt2v doctor` lists them).") from e
 
 
+def check_before_load(role: str, config: "Config") -> None:
+    """The backend class's own ``check_before_load(config)``, when it declares one (the generators: options, shapes,
+    cache hooks and draft settings against the model's family): a ConfigError before any weight loads or downloads."""
+    hook = getattr(resolve(role, getattr(config, role).backend), "check_before_load", None)
+    if hook is not None:
+        hook(config)
+
+
 _BUILT: dict[tuple[str, str], Any] = {}
 _CLEARERS: list[Callable[[], None]] = []
 

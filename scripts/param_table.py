@@ -1,6 +1,8 @@
-"""Recompute ``phyt2v.runtime.paramcount.PUBLISHED`` from the published architectures, built on the meta device.
+"""Recompute ``phyt2v.runtime.paramcount.PUBLISHED`` (parameters per component, built on the meta device) and
+``PUBLISHED_CONFIGS`` (each pipeline's class and the transformer / VAE config values its family's rules and defaults
+read) from the published architectures.
 
-    PYTHONPATH=. python scripts/param_table.py
+    PYTHONPATH=. python scripts/param_table.py      # {"params": ..., "configs": ...} as JSON
 
 The configs below are the published ones (diffusers conversion scripts and class defaults, the hub
 ``config.json`` files of the text encoders and VLMs); no weights, no downloads.
@@ -8,6 +10,7 @@ The configs below are the published ones (diffusers conversion scripts and class
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from contextlib import contextmanager
@@ -85,6 +88,58 @@ QWEN3VL_8B = dict(model_type="qwen3_vl", architectures=["Qwen3VLForConditionalGe
                   tie_word_embeddings=False)
 
 
+# HunyuanVideo 1.5 480p T2V (convert_hunyuan_video1_5_to_diffusers.py, TRANSFORMER_CONFIGS["480p_t2v"]); its VAE is
+# AutoencoderKLHunyuanVideo15's defaults. Text encoders: Qwen2.5-VL-7B's language model (Qwen2_5_VLTextModel) and
+# ByT5-small's encoder (google/byt5-small config.json) with Glyph-SDXL-v2 weights; the conversion adds its color and
+# font tokens to the ByT5 vocabulary (1472 parameters each), a count no file here states: not included.
+HY15_480P = dict(target_size=640, task_type="i2v")
+QWEN25VL_7B_TEXT = dict(QWEN25VL_7B["text_config"], model_type="qwen2_5_vl_text")
+BYT5_SMALL = dict(model_type="t5", d_model=1472, d_ff=3584, d_kv=64, num_heads=6, num_layers=12, num_decoder_layers=4,
+                  vocab_size=384, feed_forward_proj="gated-gelu", relative_attention_num_buckets=32)
+
+# The config values the families read before a pipeline loads (frame and size rules, defaults, hidden size).
+TRANSFORMER_KEYS = ("num_attention_heads", "attention_head_dim", "in_channels", "patch_size", "patch_size_t",
+                    "sample_height", "sample_width", "sample_frames", "max_text_seq_length", "target_size")
+VAE_KEYS = ("temporal_compression_ratio", "spatial_compression_ratio", "scale_factor_temporal", "scale_factor_spatial",
+            "block_out_channels", "patch_size", "patch_size_t", "spatio_temporal_scaling")
+
+
+def facts(class_name: str, config: dict, keys: tuple[str, ...]) -> dict:
+    """``keys`` of the config a diffusers model registers (its ``__init__`` defaults under ``config``); None left
+    out, tuples as lists (JSON)."""
+    import diffusers
+
+    params = inspect.signature(getattr(diffusers, class_name).__init__).parameters
+    full = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    full.update(config)
+    return {k: list(full[k]) if isinstance(full[k], tuple) else full[k] for k in keys if full.get(k) is not None}
+
+
+# hub id -> (pipeline class, (transformer class, config), (VAE class, config)) of every pipeline in the table
+PIPELINES = {
+    "THUDM/CogVideoX-5b": ("CogVideoXPipeline", ("CogVideoXTransformer3DModel", COG_5B), ("AutoencoderKLCogVideoX", {})),
+    "THUDM/CogVideoX-2b": ("CogVideoXPipeline", ("CogVideoXTransformer3DModel", {}), ("AutoencoderKLCogVideoX", {})),
+    "THUDM/CogVideoX1.5-5B": ("CogVideoXPipeline", ("CogVideoXTransformer3DModel", COG_15),
+                              ("AutoencoderKLCogVideoX", {})),
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": ("WanPipeline", ("WanTransformer3DModel", WAN_1_3B), ("AutoencoderKLWan", {})),
+    "Wan-AI/Wan2.1-T2V-14B-Diffusers": ("WanPipeline", ("WanTransformer3DModel", WAN_14B), ("AutoencoderKLWan", {})),
+    "Wan-AI/Wan2.2-T2V-A14B-Diffusers": ("WanPipeline", ("WanTransformer3DModel", WAN_14B), ("AutoencoderKLWan", {})),
+    "Wan-AI/Wan2.2-TI2V-5B-Diffusers": ("WanPipeline", ("WanTransformer3DModel", WAN_5B),
+                                        ("AutoencoderKLWan", WAN22_VAE)),
+    "Lightricks/LTX-Video": ("LTXPipeline", ("LTXVideoTransformer3DModel", {}), ("AutoencoderKLLTXVideo", {})),
+    "hunyuanvideo-community/HunyuanVideo": ("HunyuanVideoPipeline", ("HunyuanVideoTransformer3DModel", {}),
+                                            ("AutoencoderKLHunyuanVideo", {})),
+    "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v": (
+        "HunyuanVideo15Pipeline", ("HunyuanVideo15Transformer3DModel", HY15_480P), ("AutoencoderKLHunyuanVideo15", {})),
+}
+
+
+def configs() -> dict[str, dict]:
+    """``PUBLISHED_CONFIGS``: each pipeline's class and its transformer / VAE config values (``*_KEYS``)."""
+    return {model: {"pipeline": cls, "transformer": facts(*tr, TRANSFORMER_KEYS), "vae": facts(*vae, VAE_KEYS)}
+            for model, (cls, tr, vae) in PIPELINES.items()}
+
+
 def table() -> dict[str, dict[str, int]]:
     t5, umt5 = tm(T5_XXL, "T5EncoderModel"), tm(UMT5_XXL, "UMT5EncoderModel")
     cog_vae, wan_vae = dm("AutoencoderKLCogVideoX", {}), dm("AutoencoderKLWan", {})
@@ -110,6 +165,10 @@ def table() -> dict[str, dict[str, int]]:
                                                 "text_encoder": tm(LLAMA3_8B, "LlamaModel"),
                                                 "text_encoder_2": tm(CLIP_L, "CLIPTextModel"),
                                                 "vae": dm("AutoencoderKLHunyuanVideo", {})},
+        "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v": {
+            "transformer": dm("HunyuanVideo15Transformer3DModel", HY15_480P),
+            "text_encoder": tm(QWEN25VL_7B_TEXT, "Qwen2_5_VLTextModel"),
+            "text_encoder_2": tm(BYT5_SMALL, "T5EncoderModel"), "vae": dm("AutoencoderKLHunyuanVideo15", {})},
         "Qwen/Qwen2.5-VL-3B-Instruct": {"model": tm(QWEN25VL_3B)},
         "Qwen/Qwen2.5-VL-7B-Instruct": {"model": tm(QWEN25VL_7B)},
         "Qwen/Qwen3-VL-4B-Instruct": {"model": tm(QWEN3VL_4B)},
@@ -120,5 +179,5 @@ def table() -> dict[str, dict[str, int]]:
 
 
 if __name__ == "__main__":
-    json.dump(table(), sys.stdout, indent=1)
+    json.dump({"params": table(), "configs": configs()}, sys.stdout, indent=1)
     print()

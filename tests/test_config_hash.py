@@ -17,7 +17,8 @@ PROMPT = "a rubber ball is dropped onto a wooden floor"
 RUNTIME_KNOBS = ["llm.max_retries=7", "llm.timeout_s=5", "llm.backoff_s=0.1", "llm.n_ctx=2048", "llm.device=cuda:0",
                  "generator.device=cuda:1", "generator.offload=sequential", "generator.vae_tiling=false",
                  "captioner.device=cuda:2", "scorer.device=cuda:3", "scorer.batch_size=4",
-                 "generator.options.vram_margin_gb=2", "out=elsewhere", "note=hi"]
+                 "generator.options.vram_margin_gb=2", "generator.compile=true", "generator.attention_backend=flash",
+                 "out=elsewhere", "note=hi"]
 
 
 @pytest.mark.parametrize("knob", RUNTIME_KNOBS)
@@ -49,6 +50,29 @@ def test_legacy_hash_is_the_earlier_whole_config_hash():
     # values computed by the code before runtime knobs left the hash (commit 2ffe71c): folders on disk carry them
     assert load_config("smoke").legacy_hash() == "37dbbe1d07"
     assert load_config("smoke", overrides=["llm.max_retries=5"]).legacy_hash() != "37dbbe1d07"
+
+
+def test_compile_and_attention_backend_left_the_hash_without_renaming_folders():
+    # values computed before generator.compile / attention_backend became runtime: every folder made since the
+    # v2 hash with them at their defaults carries these names, and keeps them
+    assert load_config("smoke").hash() == "48c294db6c"
+    assert load_config("smoke", overrides=["generator.compile=true", "generator.attention_backend=sage"]).hash() == \
+        "48c294db6c"
+    # a folder of the whole-config (legacy) hash predates both fields: a rerun with them on still finds it
+    assert load_config("smoke", overrides=["generator.compile=true"]).legacy_hash() == "37dbbe1d07"
+
+
+def test_a_run_folder_made_with_compile_on_before_it_was_runtime_is_resumed(tmp_path):
+    cfg = load_config(loop={"max_rounds": 2, "min_rounds": 2}, generator={"compile": True}, out=str(tmp_path))
+    ref = Refiner(cfg, **parts([(0.2, 0.2)]))
+    with pytest.raises(BackendError):  # the scorer runs out in round 2: round 1 is on disk
+        ref.refine(PROMPT)
+    before = tmp_path / ref.run_id(PROMPT, "0dee1d42db")  # this config's hash when compile was hashed
+    ref.run_dir(PROMPT).rename(before)
+    second = parts([(0.3, 0.3)])
+    res = Refiner(load_config(loop={"max_rounds": 2, "min_rounds": 2}, out=str(tmp_path)), **second).refine(PROMPT)
+    assert res.run_dir == before and res.record.status == "finished"
+    assert second["generator"].calls == [] and len(res.rounds) == 2  # round 1 was not rendered again
 
 
 def parts(scores):

@@ -69,7 +69,7 @@ def fresh_registry():
     registry.clear_cache()
 
 
-@pytest.mark.parametrize("model, size, budget, fps", [("tiny-ltx", 32, 128, 25), ("tiny-hunyuan", 16, 77, 24)])
+@pytest.mark.parametrize("model, size, budget, fps", [("tiny-ltx", 32, 128, 25), ("tiny-hunyuan", 16, 256, 24)])
 def test_family_through_the_refine_loop(tmp_path, fresh_registry, model, size, budget, fps):
     cfg = load_config("smoke", overrides=[
         "generator.backend=diffusers", f"generator.model={model}", f"generator.height={size}",

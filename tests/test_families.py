@@ -35,7 +35,8 @@ def test_family_facts_come_from_the_pipeline(gens):
     assert facts["tiny-hunyuan"][2] == dict(height=720, width=1280, num_frames=129, steps=50, guidance=6.0, fps=24)
     # frame rule and spatial multiple read from the tiny VAE / transformer configs
     assert facts["tiny-wan"][3] == (4, 16) and facts["tiny-ltx"][3] == (4, 32) and facts["tiny-hunyuan"][3] == (4, 8)
-    assert {m: g.model_limit for m, g in gens.items()} == {"tiny-wan": 512, "tiny-ltx": 128, "tiny-hunyuan": 77}
+    # HunyuanVideo: the Llama encoder's 256 tokens bind; CLIP-L's 77 only feed the pooled vector
+    assert {m: g.model_limit for m, g in gens.items()} == {"tiny-wan": 512, "tiny-ltx": 128, "tiny-hunyuan": 256}
 
 
 @pytest.mark.parametrize("model", list(SIZE))
@@ -73,10 +74,26 @@ def test_token_counts_match_each_pipelines_own_encoding(gens, prompt):
         assert _kept(mask) == min(counts["text_encoder"], 256)
         clip_ids = hy.pipe.tokenizer_2(prompt, padding="max_length", max_length=77, truncation=True).input_ids
         assert counts["text_encoder_2"] >= len([i for i in clip_ids if i != hy.pipe.tokenizer_2.pad_token_id])
-    assert hy.count_tokens(prompt) == counts["text_encoder_2"]  # CLIP's 77 is the binding budget
+    assert hy.count_tokens(prompt) == counts["text_encoder"]  # the Llama encoder's 256 is the binding budget
     long = prompt == LONG
     for g in gens.values():
         assert any(g.token_counts(prompt)[e.name] > e.limit for e in g.encoders) is long
+
+
+def test_hunyuan_budget_is_the_llama_encoders_and_clip_is_recorded_not_binding(gens, tmp_path):
+    """A prompt between CLIP's 77 and Llama's 256 tokens is within the budget; CLIP's cut is recorded."""
+    hy = gens["tiny-hunyuan"]
+    prompt = "a red ball falls onto the wooden floor and bounces " * 12  # 120 words
+    counts = hy.token_counts(prompt)
+    assert 77 < counts["text_encoder_2"] and 77 < counts["text_encoder"] <= 256
+    assert hy.count_tokens(prompt) == counts["text_encoder"] <= hy.max_prompt_tokens == 256
+    d = hy.describe()
+    assert d["token_budget"] == 256 and d["encoders"] == {"text_encoder": 256, "text_encoder_2": 77}
+    assert d["pooled_only"] == ["text_encoder_2"]
+    out = hy.generate(prompt, seed=0, out_path=tmp_path / "v.mp4")
+    assert out.truncated is True and out.prompt_tokens == counts["text_encoder"]  # CLIP cut it; Llama did not
+    short = hy.generate("A ball falls", seed=0, out_path=tmp_path / "s.mp4")
+    assert short.truncated is False
 
 
 @pytest.mark.parametrize("model, kw, match", [
@@ -176,7 +193,7 @@ def test_budget_before_load_from_the_model_files(gens):
     def budget(model, *extra):
         return budget_before_load(load_config(overrides=[f"generator.model={model}", *extra]).generator)
 
-    assert (budget("tiny-wan"), budget("tiny-ltx"), budget("tiny-hunyuan"), budget("tiny")) == (512, 128, 77, 64)
+    assert (budget("tiny-wan"), budget("tiny-ltx"), budget("tiny-hunyuan"), budget("tiny")) == (512, 128, 256, 64)
     assert budget("nobody/not-cached") == DEFAULT_BUDGET
     assert budget("tiny-wan", "generator.max_prompt_tokens=100") == 100
     assert 1.0 <= gens["tiny-wan"].tokens_per_word() < 1.3  # word-level tokenizer: about one token a word
@@ -202,6 +219,31 @@ def test_unknown_video_pipeline_runs_on_its_own_defaults(gens, tmp_path, caplog)
     assert g.model_limit == 512  # its own max_sequence_length default
     out = g.generate("A ball falls", seed=0, out_path=tmp_path / "v.mp4")
     assert probe(out.path).num_frames == 9
+
+
+def test_a_pipelines_own_defaults_are_not_overridden_with_none(gens, tmp_path):
+    """Only the arguments the user or the family sets are passed: a pipeline whose default negative prompt is a
+    string (Allegro's) keeps it when phyt2v has none."""
+    from diffusers import WanPipeline
+
+    seen = []
+
+    class DefaultNegativePipeline(WanPipeline):  # no family names it; its __call__ reads its own default
+        def __call__(self, prompt=None, negative_prompt="low quality, blurry", height=480, width=832, num_frames=81,
+                     num_inference_steps=50, guidance_scale=5.0, **kw):
+            seen.append(negative_prompt.lower())  # Allegro: AttributeError on None
+            return super().__call__(prompt=prompt, negative_prompt=negative_prompt, height=height, width=width,
+                                    num_frames=num_frames, num_inference_steps=num_inference_steps,
+                                    guidance_scale=guidance_scale, **kw)
+
+    pipe = DefaultNegativePipeline(**gens["tiny-wan"].pipe.components)
+    g = DiffusersGenerator("mine", pipeline=pipe, num_frames=9, steps=2, height=16, width=16)
+    g.generate("A ball falls", seed=0, out_path=tmp_path / "v.mp4")
+    assert seen == ["low quality, blurry"]
+    g2 = DiffusersGenerator("mine", pipeline=pipe, num_frames=9, steps=2, height=16, width=16,
+                            negative_prompt="Static")
+    g2.generate("A ball falls", seed=0, out_path=tmp_path / "w.mp4")
+    assert seen[-1] == "static"  # a negative prompt that is set is passed
 
 
 def test_doctor_lists_the_loadable_families():

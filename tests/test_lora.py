@@ -248,3 +248,33 @@ def test_phygdpo_presets_are_the_published_setting(name, subfolder, weight_name)
     # Open-PhyGDPO validate_lora scripts on DiffSynth's WanVideoPipeline defaults
     assert (g.height, g.width, g.num_frames, g.steps, g.guidance, g.flow_shift) == (480, 832, 81, 50, 5.0, 5.0)
     assert g.options["negative_prompt"].startswith("Bright tones, overexposed, static")
+
+
+@pytest.mark.slow
+def test_run_json_records_each_lora_as_a_json_object(tmp_path):
+    """video_info.knobs.loras in run.json: one object per adapter (path, weight name, scale, adapter name), as
+    JSON, not a Python repr string."""
+    import json
+
+    from diffusers import WanTransformer3DModel
+    from doubles import FakeCaptioner, FakeScorer, physics_llm
+
+    from phyt2v import Refiner
+    from phyt2v.tiny import tiny_model_dir
+
+    pytest.importorskip("peft")
+    transformer = WanTransformer3DModel.from_pretrained(str(tiny_model_dir("wan")), subfolder="transformer")
+    n = len(transformer.blocks)
+    write_diffsynth(tmp_path / "lora.safetensors", lora_pairs(transformer, range(n)))
+    cfg = load_config("smoke", overrides=[
+        "generator.backend=diffusers", "generator.model=tiny-wan", "generator.fps=null", "generator.guidance=null",
+        f"generator.lora=[{{path: {tmp_path / 'lora.safetensors'}, scale: 0.5, adapter_name: phys}}]",
+        "loop.max_rounds=1", "loop.min_rounds=1"], out=str(tmp_path / "runs"))
+    res = Refiner(cfg, llm=physics_llm(), captioner=FakeCaptioner(), scorer=FakeScorer([(0.5, 0.5)])).refine(
+        "A ball falls onto the floor")
+    data = json.loads((res.run_dir / "run.json").read_text())
+    [lora] = data["rounds"][0]["video_info"]["knobs"]["loras"]
+    assert isinstance(lora, dict)
+    assert (lora["path"], lora["scale"], lora["adapter_name"], lora["weight_name"]) == (
+        str(tmp_path / "lora.safetensors"), 0.5, "phys", None)
+    assert lora["layout"] == "diffsynth" and lora["modules_matched"] == lora["pairs"] > 0

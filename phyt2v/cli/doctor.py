@@ -13,10 +13,13 @@ import typer
 def plan_for(preset: str | None, config_file: Path | None, overrides: list[str] | None,
              vram: float | None) -> tuple[dict, str]:
     """(the plan as plain data, its one-line summary) for a config, on ``vram`` GiB or this machine."""
+    from .. import registry
     from ..config import load_config
     from ..runtime.memplan import free_vram, make_plan
 
     cfg = load_config(preset, file=config_file, overrides=overrides)
+    for role in registry.ROLES:  # settings the model cannot take: refused as a run would, before any download
+        registry.check_before_load(role, cfg)
     free = free_vram(vram)
     plan = make_plan(cfg, free, cuda=True if vram is not None else None)
     data = {"preset": cfg.preset, "vram": "given" if vram is not None else "this machine", **plan.as_dict()}

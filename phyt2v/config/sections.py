@@ -85,8 +85,10 @@ class GeneratorConfig(_Strict):
     decode_noise_scale: float | None = Field(None, ge=0.0, description="LTX-Video only")
     cache: CacheConfig | None = Field(None, description="transformer cache hook (speed for a little quality)")
     attention_backend: str | None = Field(None, description="transformer.set_attention_backend, e.g. flash, "
-                                                            "sage, _native_cudnn (not CogVideoX/Mochi)")
-    compile: bool = Field(False, description="regional torch.compile of the transformer's repeated blocks")
+                                                            "sage, _native_cudnn (not CogVideoX/Mochi)",
+                                          json_schema_extra=RUNTIME)
+    compile: bool = Field(False, description="regional torch.compile of the transformer's repeated blocks",
+                          json_schema_extra=RUNTIME)
     dtype: Dtype = "auto"
     device: str = Field("auto", json_schema_extra=RUNTIME)
     offload: Literal["auto", "none", "model", "sequential", "group"] = Field("auto", json_schema_extra=RUNTIME)
@@ -199,7 +201,10 @@ class Config(_Strict):
     def hash(self) -> str:
         """Stable short hash of ``identity()``: names runs and batch folders. Runtime knobs (retries,
         timeouts, devices, offload, batch sizes, ``out``, ...) leave it unchanged."""
-        blob = json.dumps({"v": 2, **self.identity()}, sort_keys=True, separators=(",", ":"))
+        ident = self.identity()
+        for (section, name), value in _PINNED.items():
+            ident[section][name] = value
+        blob = json.dumps({"v": 2, **ident}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     def legacy_hash(self) -> str | None:
@@ -213,8 +218,9 @@ class Config(_Strict):
             model = getattr(self, section)
             for name in list(data[section]):
                 if name not in names:
-                    if getattr(model, name) != type(model).model_fields[name].get_default(call_default_factory=True):
-                        return None
+                    field = type(model).model_fields[name]
+                    if not _is_runtime(field) and getattr(model, name) != field.get_default(call_default_factory=True):
+                        return None  # a result setting added since: no old folder can have it (runtime: any can)
                     del data[section][name]
         for (section, name), (now_default, old_default) in _LEGACY_DEFAULTS.items():
             if data[section].get(name) == now_default:  # a default changed since: the old folder has the old one
@@ -243,6 +249,13 @@ _LEGACY_FIELDS = {
     "loop": {"max_rounds", "min_rounds", "threshold", "patience", "epsilon", "sa_weight", "pc_weight", "seed",
              "parse_retries", "history_in_refine", "allow_long_prompt"},
 }
+
+
+# Fields ``hash`` (v2) hashed that became runtime since (``generator.compile`` and ``attention_backend``, runtime
+# settings from the start in the README): hashed at the default they had, whatever their value, so that no folder
+# named since v2 with them at their defaults is renamed. Folders named with one of them on are found by their
+# saved config (``hash_of``).
+_PINNED = {("generator", "compile"): False, ("generator", "attention_backend"): None}
 
 
 # Defaults changed since ``legacy_hash`` was the hash: (section, field) -> (default now, default then).

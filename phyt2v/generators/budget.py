@@ -1,6 +1,6 @@
 """The generator's token budget before its weights load (``phyt2v enhance`` never loads them): the
-config's ``max_prompt_tokens``, else what the model's own files say (model_index.json -> family ->
-the pipeline's ``max_sequence_length`` default / transformer config), else DEFAULT_BUDGET."""
+config's ``max_prompt_tokens``, else what the model's own files or the published table say (model_index.json ->
+family -> the pipeline's ``max_sequence_length`` default / transformer config), else DEFAULT_BUDGET."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from .families import for_class, signature_defaults
-from .model_index import read_index, resolve_model
+from .model_index import index_before_load
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +18,7 @@ DEFAULT_BUDGET = 128  # the shortest T5 budget among the families (LTX-Video); u
 def budget_before_load(g: Any) -> int:
     if g.max_prompt_tokens:
         return int(g.max_prompt_tokens)
-    from ..errors import BackendError
-
-    try:
-        index = read_index(resolve_model(g.model, "cogvideox"))
-    except BackendError:  # a hub id not in the cache while offline: nothing to read, the weights never load here
-        index = None
+    index = index_before_load(g.model)  # its files (folder, hub cache) or the published table; never a download
     family = for_class(index.class_name if index else None)
     if index is not None and family.classes:
         import diffusers

@@ -20,6 +20,7 @@ def resolve_model(model: str) -> str:
 class CogVideoXGenerator(DiffusersGenerator):
     backend = "cogvideox"
     pipeline_class, label = "CogVideoXPipeline", "CogVideoX"
+    only_family = "cogvideox"
 
     def __init__(self, model: str = DEFAULT_MODEL, **kw: Any):
         super().__init__(model, **kw)

@@ -18,10 +18,10 @@ from ..config import GeneratorConfig, check_options
 from ..errors import BackendError, ConfigError, InputError, first_line
 from ..roles import GeneratedVideo, StepCallback
 from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
-from . import chunks, knobs
+from . import chunks, footprint, knobs, precheck
 from . import overrides as overrides_mod
-from .families import Settings, for_class, signature_defaults
-from .model_index import read_index, resolve_model
+from .families import Settings, binding, for_class, signature_defaults
+from .model_index import fetch_index, index_before_load, resolve_model
 from .shapes import check_family_options, check_shape
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class DiffusersGenerator:
         check_family_options(cfg, self.family)
         self.loras = self._apply_loras(cfg.lora) if cfg.lora else []
         self.knobs: dict[str, Any] = dict(self.family.prepare(self.pipe, cfg))
-        self.knobs["cache"] = knobs.apply_cache(self.pipe, cfg.cache, self.family.name,
+        self.knobs["cache"] = knobs.apply_cache(self.pipe, cfg.cache, self.family,
                                                 cfg.steps or self.defaults.get("steps"))
         self.knobs["attention_backend"] = knobs.apply_attention_backend(self.pipe, cfg.attention_backend,
                                                                         self.family.name, self.family.attention_dispatch)
@@ -89,7 +89,22 @@ class DiffusersGenerator:
         g = config.generator
         opts = check_options("generator", cls.backend, g.options, OPTIONS)
         fields = g.model_dump(exclude={"backend", "model", "options"})
-        return cls(g.model, **fields, **opts)
+        gen = cls(g.model, **fields, **opts)
+        precheck.check_loaded(gen, config)
+        return gen
+
+    only_family: str | None = None  # the one family a backend serves (cogvideox), checked before loading
+
+    @classmethod
+    def check_before_load(cls, config: "Config") -> None:
+        """Refuse, before any weight loads or downloads, what loading would refuse (precheck.py)."""
+        check_options("generator", cls.backend, config.generator.options, OPTIONS)
+        precheck.check_before_load(config, cls.only_family)
+
+    @classmethod
+    def render_shape(cls, config: "Config") -> dict[str, int] | None:
+        """What the memory plan's working-memory estimate reads, before loading (footprint.py)."""
+        return footprint.render_shape(config.generator)
 
     @classmethod
     def budget_before_load(cls, config: "Config") -> int:
@@ -111,6 +126,7 @@ class DiffusersGenerator:
         opts = check_options("generator", self.backend, g.options, OPTIONS)
         other = copy.copy(self)
         other._configure(g, opts.get("negative_prompt"))
+        precheck.check_loaded(other, config)
         return other
 
     def _configure(self, cfg: GeneratorConfig, negative_prompt: str | None) -> None:
@@ -128,7 +144,7 @@ class DiffusersGenerator:
         self.dynamic_cfg = True if cfg.dynamic_cfg is None else cfg.dynamic_cfg
         if self.family.classes:
             check_shape(cfg, self.family, self.rules, d, self.model_id)
-        self.model_limit = min((e.limit for e in self.encoders), default=None)
+        self.model_limit = min((e.limit for e in binding(self.encoders)), default=None)
         if cfg.max_prompt_tokens is not None and self.model_limit and cfg.max_prompt_tokens > self.model_limit:
             raise ConfigError(f"generator.max_prompt_tokens {cfg.max_prompt_tokens} is over the model's limit of "
                               f"{self.model_limit} tokens; use a value <= {self.model_limit}.")
@@ -137,8 +153,9 @@ class DiffusersGenerator:
 
     # ------------------------------------------------------------------ loading
     def _precheck(self, path: str) -> None:
-        """Refuse options and shapes the family cannot take before any weight loads (model_index.json)."""
-        index = read_index(path)
+        """Refuse options, shapes and cache params the family cannot take before any weight loads (the model's
+        model_index.json and configs, the published table, or those files fetched from the hub first)."""
+        index = index_before_load(path) or fetch_index(path)
         if index is None or not index.class_name:
             return
         family = for_class(index.class_name)
@@ -150,6 +167,8 @@ class DiffusersGenerator:
         cls = getattr(diffusers, index.class_name, None)
         defaults = family.defaults(signature_defaults(cls), index.transformer) if cls is not None else {}
         check_shape(self.cfg, family, family.rules(index.vae, index.transformer), defaults, self.model_id)
+        if self.cfg.cache is not None:
+            knobs.cache_params(self.cfg.cache, family, self.cfg.steps or defaults.get("steps"))
 
     pipeline_class, label = "DiffusionPipeline", "diffusers"  # what _load calls, and its name in errors
 
@@ -158,7 +177,7 @@ class DiffusersGenerator:
 
         try:
             return getattr(diffusers, self.pipeline_class).from_pretrained(
-                path, **dtype_kwargs(self.torch_dtype, "diffusers"))
+                path, **dtype_kwargs(self.torch_dtype))
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load {self.label} pipeline '{path}': {first_line(e)}. Check the id/path, or "
                                "download it first (`huggingface-cli download <id>`).") from e
@@ -173,11 +192,12 @@ class DiffusersGenerator:
 
     # ------------------------------------------------------------------ calls
     def count_tokens(self, prompt: str) -> int:
-        """Tokens of the binding text encoder (the one with the smallest limit), as the pipeline encodes."""
-        if not self.encoders:
+        """Tokens of the binding text encoder (the sequence encoder with the smallest limit), as the pipeline
+        encodes."""
+        encs = binding(self.encoders)
+        if not encs:
             return len(prompt.split())
-        enc = min(self.encoders, key=lambda e: e.limit)
-        return enc.count(prompt)
+        return min(encs, key=lambda e: e.limit).count(prompt)
 
     def tokens_per_word(self) -> float:
         """Tokens per English word of the binding encoder, measured on a reference sentence (fixed
@@ -190,14 +210,18 @@ class DiffusersGenerator:
 
     def describe(self) -> dict[str, Any]:
         """What this generator is and which knobs are on: stored in the run record."""
-        return {"family": self.family.name, "pipeline": type(self.pipe).__name__, "token_budget": self.model_limit,
-                "encoders": {e.name: e.limit for e in self.encoders}, "steps": self.steps,
-                "guidance": self.guidance, "knobs": self._active_knobs()}
+        out = {"family": self.family.name, "pipeline": type(self.pipe).__name__, "token_budget": self.model_limit,
+               "encoders": {e.name: e.limit for e in self.encoders}, "steps": self.steps,
+               "guidance": self.guidance, "knobs": self._active_knobs()}
+        pooled = [e.name for e in self.encoders if e.pooled_only]
+        if pooled:
+            out["pooled_only"] = pooled  # limits recorded, not binding the budget
+        return out
 
     def _active_knobs(self) -> dict[str, Any]:
         active = {k: v for k, v in self.knobs.items() if v not in (None, False)}
         if self.loras:
-            active["loras"] = [str(x) for x in self.loras]
+            active["loras"] = [dict(x) for x in self.loras]  # JSON objects in run.json (lora.load_one's record)
         return active
 
     def generate(self, prompt: str, *, seed: int, out_path: Path, on_step: StepCallback | None = None,

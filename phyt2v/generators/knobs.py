@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -21,29 +21,77 @@ def transformers_of(pipe: Any) -> list[Any]:
     return [m for m in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None)) if m is not None]
 
 
-def apply_cache(pipe: Any, cache: Any, family: str, steps: int | None,
+def cache_params(cache: Any, family: Any, steps: int | None, timestep: Any = None,
+                 where: str = "generator.cache") -> dict[str, Any]:
+    """The arguments of ``cache``'s diffusers config class, checked before any hook is on (at load, or before the
+    weights load): each name one the class takes, each value of its annotated type (pydantic, so ``'0.1'`` or a
+    list for a tuple passes and ``'x'`` for a float does not), the class's own checks, and a FasterCache
+    unconditional-branch skip only where the family runs CFG as one batch. ConfigError naming ``where`` and the fix."""
+    import dataclasses
+    import typing
+
+    import diffusers
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    cls = getattr(diffusers, CACHE_KINDS[cache.kind])
+    params = dict(cache.params)
+    fields = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        raise ConfigError(f"{where} '{cache.kind}': unknown params {unknown}; {cls.__name__} takes "
+                          f"{', '.join(sorted(f for f in fields if not f.endswith('callback')))}")
+    hints = typing.get_type_hints(cls)
+    for name, value in params.items():
+        try:
+            adapter = TypeAdapter(hints[name], config=ConfigDict(arbitrary_types_allowed=True))
+            params[name] = adapter.validate_python(value)
+        except ValidationError as e:
+            raise ConfigError(f"{where} '{cache.kind}': params.{name} {value!r} is not {_type_name(hints[name])} "
+                              f"({e.errors()[0]['msg']}); fix {where}.params.{name}") from None
+    if cache.kind == "faster" and not family.faster_uncond_skip and not params.get("is_guidance_distilled"):
+        raise ConfigError(f"{where} 'faster': its unconditional-branch skip needs the conditional and unconditional "
+                          f"passes in one transformer batch, which {family.name} pipelines do not run; set "
+                          f"{where}.params.is_guidance_distilled=true (attention caching only) or use another kind "
+                          "(first-block, pab, mag, taylorseer)")
+    if cache.kind in NEEDS_TIMESTEP:
+        params.setdefault("current_timestep_callback", timestep or (lambda: 0))
+    if cache.kind == "mag" and steps:
+        params.setdefault("num_inference_steps", steps)
+    try:
+        cls(**params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where} '{cache.kind}' with params {cache.params}: {first_line(e)}") from None
+    return params
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def apply_cache(pipe: Any, cache: Any, family: Any, steps: int | None,
                 where: str = "generator.cache") -> dict[str, Any] | None:
-    """Enable ``cache`` (a CacheConfig) on every transformer; errors name ``where`` (the config key)."""
+    """Enable ``cache`` (a CacheConfig) on every transformer of ``family``'s pipeline; errors name ``where``."""
     if cache is None:
         return None
     import diffusers
     from diffusers.models.cache_utils import CacheMixin
 
-    params = dict(cache.params)
-    if cache.kind in NEEDS_TIMESTEP:
-        params.setdefault("current_timestep_callback", lambda: pipe.current_timestep)
-    if cache.kind == "mag" and steps:
-        params.setdefault("num_inference_steps", steps)
+    params = cache_params(cache, family, steps, lambda: pipe.current_timestep, where)
     cls = getattr(diffusers, CACHE_KINDS[cache.kind])
     for tr in transformers_of(pipe):
         if not isinstance(tr, CacheMixin):
-            raise ConfigError(f"{where} '{cache.kind}': the {family} transformer {type(tr).__name__} takes "
+            raise ConfigError(f"{where} '{cache.kind}': the {family.name} transformer {type(tr).__name__} takes "
                               f"no cache hooks; remove {where}")
         try:
             tr.enable_cache(cls(**params))
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"{where} '{cache.kind}' with params {cache.params}: {e}") from None
-    return {"kind": cache.kind, **{k: v for k, v in params.items() if not callable(v)}}
+            raise ConfigError(f"{where} '{cache.kind}' with params {cache.params}: {first_line(e)}") from None
+    return {"kind": cache.kind, **{k: _plain(v) for k, v in params.items() if not callable(v)}}
+
+
+def _plain(value: Any) -> Any:
+    """A checked param as the run record writes it (tuples as lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def apply_attention_backend(pipe: Any, backend: str | None, family: str, dispatch: bool) -> str | None:

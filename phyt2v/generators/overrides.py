@@ -94,11 +94,11 @@ def cache_for_call(gen: Any, call: CallPlan) -> Iterator[dict[str, Any] | None]:
     _remove(gen.pipe)
     try:
         try:
-            applied = knobs.apply_cache(gen.pipe, call.cache, gen.family.name, call.settings.steps,
+            applied = knobs.apply_cache(gen.pipe, call.cache, gen.family, call.settings.steps,
                                         where="overrides['cache']")
         except ConfigError as e:
             raise InputError(str(e)) from None
         yield applied
     finally:
         _remove(gen.pipe)
-        knobs.apply_cache(gen.pipe, gen.cfg.cache, gen.family.name, gen.cfg.steps or gen.defaults.get("steps"))
+        knobs.apply_cache(gen.pipe, gen.cfg.cache, gen.family, gen.cfg.steps or gen.defaults.get("steps"))

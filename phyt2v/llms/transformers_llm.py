@@ -60,7 +60,7 @@ class TransformersLLM:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **common)
             self.model = AutoModelForCausalLM.from_pretrained(
-                self.model_id, **dtype_kwargs(self.dtype, "transformers"), **common, **extra)
+                self.model_id, **dtype_kwargs(self.dtype), **common, **extra)
         except (OSError, ValueError, ImportError) as e:
             raise BackendError(f"cannot load transformers model {self.model_id!r}: {one_line(e, 200)}. "
                                "Give a local model folder, or a Hugging Face id that is cached or "

@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import registry
 from ..config import Config, load_config
-from ..errors import (BackendError, ConfigError, InputError, Interrupted, LoadError, Phyt2vError, first_line,
-                      load_error)
+from ..errors import BackendError, ConfigError, InputError, Interrupted, LoadError, Phyt2vError, first_line, load_error
 from ..runtime import lanes as lanes_mod
 from ..runtime import memplan
 from ..schemas import Refinement
 from ..store import redact
 from ..store.files import now
 from ..store.locks import FolderLock
-from ..store.record import FinalRender, RoundRecord, RoundScores, RunRecord, RunStore, StepError
+from ..store.record import FinalRender, RoundRecord, RunRecord, RunStore, StepError
 from . import llm_steps as steps
 from . import rounds
 from .budget import rewrite_within_budget
+from .renders import lost_videos
 from .rounds import best_round
 from .run import Event, RefineResult, Run, find_run_dir, run_id, validate_prompt
 
@@ -59,6 +59,9 @@ class Refiner:
         for role, obj in self._backends.items():  # fail on a misspelt backend before any work
             if obj is None:
                 registry.check(role, getattr(self.config, role).backend)
+        for role, obj in self._backends.items():  # and on settings the model cannot take, before any download
+            if obj is None:
+                registry.check_before_load(role, self.config)
         self.out = Path(out if out is not None else self.config.out)
         self.on_event = on_event
         self.on_round = on_round
@@ -231,7 +234,7 @@ class Refiner:
             self.warn(f"--fresh: the earlier run was moved to {backup}")
         rec = store.load()
         if rec is not None and rec.status == "finished":
-            lost = self._lost_videos(rec, store)
+            lost = lost_videos(rec, store)
             if not lost:
                 self._emit(Event("run_end", data={"resumed": True, "already_finished": True}))
                 return RefineResult(rec, store.dir)
@@ -359,18 +362,7 @@ class Refiner:
             rec = store.load()
         except Phyt2vError:
             return False
-        return rec is not None and rec.status == "finished" and not self._lost_videos(rec, store)
-
-    @staticmethod
-    def _lost_videos(rec: RunRecord, store: RunStore) -> list[tuple[int, str]]:
-        """(round, problem) for each round of a run whose video (or a seed's) is missing, empty or cut short;
-        round 0 stands for the final render of a drafted run."""
-        run = Run(rec, store)
-        lost = [(r.index, p) for r in rec.rounds if (p := rounds.lost_video(run, r))]
-        f = rec.final
-        if f is not None and "generate" in f.done and (p := rounds.lost_video_of(run, f.video)):
-            lost.append((0, p))
-        return lost
+        return rec is not None and rec.status == "finished" and not lost_videos(rec, store)
 
     def refine_prompt(self, run: Run, rnd: RoundRecord) -> Refinement:
         cfg, gen, rec, budget = self.config.loop, self.backend("generator"), run.rec, run.budget
@@ -384,16 +376,3 @@ class Refiner:
                                        tokens_per_word=self.tokens_per_word())
 
         return rewrite_within_budget(ask, gen.count_tokens, budget)[0]  # still over: round k+1 warns at generate
-
-    def combine(self, s: Any) -> RoundScores:
-        cfg = self.config.loop
-        for name in ("sa", "pc"):
-            v = getattr(s, name)
-            if isinstance(v, float) and v != v:  # NaN: e.g. a VideoPhy-2 answer with no rating in it
-                raise Phyt2vError(f"the scorer gave no usable {name.upper()} for this video "
-                                  f"({getattr(s, 'extra', {}).get('unparseable', 'no value')}); run the same "
-                                  "command again to retry this step, or choose another scorer")
-            if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
-                raise Phyt2vError(f"the scorer returned {name.upper()}={v!r}; scores must be in [0, 1]")
-        score = (cfg.sa_weight * s.sa + cfg.pc_weight * s.pc) / (cfg.sa_weight + cfg.pc_weight)
-        return RoundScores(sa=float(s.sa), pc=float(s.pc), score=float(score), extra=dict(s.extra or {}))

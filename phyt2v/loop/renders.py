@@ -11,9 +11,10 @@ from ..errors import ConfigError
 from ..store.files import fsync_path
 from ..store.record import RoundRecord
 from ..store.video_io import video_problem
+from .run import Run
 
 if TYPE_CHECKING:
-    from .run import Host, Run
+    from .run import Host
 
 
 def seeds_of(cfg: Any) -> list[int]:
@@ -83,3 +84,14 @@ def lost_video(run: "Run", rnd: RoundRecord) -> str | None:
 def lost_video_of(run: "Run", video: str | None) -> str | None:
     """``missing``, ``empty``, ... (video_problem) for an unusable video, else None."""
     return video_problem(run.store.dir / video) if video else "missing"
+
+
+def lost_videos(rec: Any, store: Any) -> list[tuple[int, str]]:
+    """(round, problem) for each round of a run whose video (or a seed's) is missing, empty or cut short; round 0
+    stands for the final render of a drafted run."""
+    run = Run(rec, store)
+    lost = [(r.index, p) for r in rec.rounds if (p := lost_video(run, r))]
+    f = rec.final
+    if f is not None and "generate" in f.done and (p := lost_video_of(run, f.video)):
+        lost.append((0, p))
+    return lost

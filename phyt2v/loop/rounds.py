@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import InputError
+from ..errors import InputError, Phyt2vError
 from ..roles import video_info
 from ..store.record import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord
 from . import llm_steps as steps
@@ -83,6 +83,21 @@ def _after_scores(r: Host, run: Run, rnd: RoundRecord) -> str | None:
 def _after_mismatch(r: Host, run: Run, rnd: RoundRecord) -> str | None:
     empty = rnd.mismatch is not None and not rnd.mismatch.mismatches
     return "empty_mismatch" if empty and rnd.index >= r.config.loop.min_rounds else None
+
+
+def combine_scores(cfg: Any, s: Any) -> RoundScores:
+    """A scorer's Scores as the round's scores: SA, PC and their weighted score (``loop.sa_weight``/``pc_weight``),
+    each checked to be a number in [0, 1] (a NaN, e.g. a VideoPhy-2 answer with no rating, fails the step)."""
+    for name in ("sa", "pc"):
+        v = getattr(s, name)
+        if isinstance(v, float) and v != v:
+            raise Phyt2vError(f"the scorer gave no usable {name.upper()} for this video "
+                              f"({getattr(s, 'extra', {}).get('unparseable', 'no value')}); run the same "
+                              "command again to retry this step, or choose another scorer")
+        if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
+            raise Phyt2vError(f"the scorer returned {name.upper()}={v!r}; scores must be in [0, 1]")
+    score = (cfg.sa_weight * s.sa + cfg.pc_weight * s.pc) / (cfg.sa_weight + cfg.pc_weight)
+    return RoundScores(sa=float(s.sa), pc=float(s.pc), score=float(score), extra=dict(s.extra or {}))
 
 
 # ---------------------------------------------------------------- run-level steps
@@ -165,7 +180,7 @@ def score_video(r: Host, run: Run, video: str) -> RoundScores:
     with run.store.calls.call("scorer", scorer, "score", {"video": video, "prompt": run.rec.prompt}) as e:
         s = scorer.score(run.store.dir / video, run.rec.prompt)  # SA always against the user's ORIGINAL prompt
         e["output"] = {"sa": s.sa, "pc": s.pc}
-    return r.combine(s)
+    return combine_scores(r.config.loop, s)
 
 
 def _score(r: Host, run: Run, t: Any) -> dict[str, Any]:

@@ -133,9 +133,6 @@ class Host(Protocol):
     def execute(self, step: Any, run: Run, target: Any) -> None:
         """Run one step on its lane and record it on disk before anything else."""
 
-    def combine(self, scores: Any) -> Any:
-        """A scorer's Scores as the round's scores (SA, PC and their weighted score), checked."""
-
     def refine_prompt(self, run: Run, rnd: RoundRecord) -> Any:
         """Step 3: the refined prompt of round ``rnd``, within the generator's token budget."""
 

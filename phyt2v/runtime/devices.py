@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..errors import ConfigError
@@ -40,17 +39,7 @@ def resolve_dtype(dtype: str | None, device: str, key: str) -> Any:
     return getattr(torch, dtype)
 
 
-def dtype_kwargs(torch_dtype: Any, library: str) -> dict[str, Any]:
-    """``from_pretrained``'s dtype keyword for the installed ``library`` ("transformers" or "diffusers"):
-    ``dtype`` where it exists (transformers >= 4.56; diffusers with ``_resolve_dtype``), else the older
-    ``torch_dtype`` (the newer releases deprecate it)."""
-    if library == "diffusers":
-        from diffusers.pipelines import pipeline_utils
-
-        new = hasattr(pipeline_utils, "_resolve_dtype")
-    else:
-        import transformers
-
-        major, minor = (int(x) for x in re.findall(r"\d+", transformers.__version__)[:2])
-        new = (major, minor) >= (4, 56)
-    return {"dtype" if new else "torch_dtype": torch_dtype}
+def dtype_kwargs(torch_dtype: Any) -> dict[str, Any]:
+    """``from_pretrained``'s dtype keyword: ``dtype`` in diffusers and transformers at phyt2v's floors (>= 0.42.1,
+    >= 5.25), which deprecate the older ``torch_dtype``."""
+    return {"dtype": torch_dtype}

@@ -44,14 +44,10 @@ AUTO_OFFLOAD = ("none", "model", "group", "sequential")
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "auto": 2}  # auto plans for the GPU: bf16
 QUANT_BYTES = {"int8": 1.1, "fp8": 1.1, "nf4": 0.6}  # per parameter, scales and 16-bit norms/embeddings included
 
-# Generator shapes for the working-memory estimate when no transformer config is at hand:
-# hidden size, pixels per token side (VAE x patch), frames per latent token.
-GEN_SHAPES: dict[str, tuple[int, int, int]] = {
-    "thudm/cogvideox-5b": (3072, 16, 4), "thudm/cogvideox-2b": (1920, 16, 4), "thudm/cogvideox1.5-5b": (3072, 16, 8),
-    "wan-ai/wan2.1-t2v-1.3b": (1536, 16, 4), "wan-ai/wan2.1-t2v-14b": (5120, 16, 4),
-    "wan-ai/wan2.2-t2v-a14b": (5120, 16, 4), "wan-ai/wan2.2-ti2v-5b": (3072, 32, 4),
-    "lightricks/ltx-video": (2048, 32, 8), "hunyuanvideo-community/hunyuanvideo": (3072, 16, 4),
-}
+# A render whose shape nothing knows (no local or cached configs, not in the published table): CogVideoX-5B's
+# (hidden 3072, 16 pixels and 4 frames per token, 480x720, 49 frames); a size the config sets is used as set.
+GEN_UNKNOWN = {"hidden": 3072, "pixels_per_token": 16, "frames_per_token": 4, "height": 480, "width": 720,
+               "num_frames": 49}
 
 
 @dataclass
@@ -147,23 +143,27 @@ def _counter(role: str, backend: str) -> Any:
     return getattr(cls, "count_params", None)
 
 
-# (height, width, frames) a family renders when the config leaves them to the pipeline (None).
-FAMILY_SIZES = {"wan2.2-ti2v": (704, 1280, 121), "wan": (480, 832, 81), "ltx": (512, 704, 161),
-                "hunyuan": (720, 1280, 129), "cogvideox1.5": (768, 1360, 81), "": (480, 720, 49)}
+def _render_shape(config: "Config") -> dict[str, int]:
+    """The generator backend's ``render_shape(config)`` (hidden size, pixels and frames per token, height, width,
+    frames: its family's facts, read before loading), filled from the config and ``GEN_UNKNOWN`` where unknown."""
+    g = config.generator
+    try:
+        hook = getattr(registry.resolve("generator", g.backend), "render_shape", None)
+        shape = hook(config) if hook is not None else None
+    except Phyt2vError:
+        shape = None
+    set_ = {k: getattr(g, k, None) for k in ("height", "width", "num_frames")}
+    return {**GEN_UNKNOWN, **(shape or {}), **{k: v for k, v in set_.items() if v}}
 
 
 def _gen_work(config: "Config", per_param: float) -> int:
-    g = config.generator
-    name = g.model.lower().removesuffix("-diffusers")
-    key = next((k for k in GEN_SHAPES if name.startswith(k)), None)
-    hidden, px, frames_per = GEN_SHAPES[key] if key else (3072, 16, 4)
-    if g.model == "tiny":
+    """tokens = latent frames x (H / px) x (W / px); x hidden x live tensors x bytes, x2 for the CFG batch."""
+    if config.generator.model == "tiny":
         return int(0.1 * GiB)
-    dh, dw, dn = next(v for k, v in FAMILY_SIZES.items() if k in name)
-    height, width = getattr(g, "height", None) or dh, getattr(g, "width", None) or dw
-    frames = getattr(g, "num_frames", None) or dn
-    tokens = ((frames - 1) // frames_per + 1) * (height // px) * (width // px)
-    return GEN_FIXED + int(2 * tokens * hidden * GEN_LIVE_TENSORS * per_param)  # x2: CFG batch
+    s = _render_shape(config)
+    px = s["pixels_per_token"]
+    tokens = ((s["num_frames"] - 1) // s["frames_per_token"] + 1) * (s["height"] // px) * (s["width"] // px)
+    return GEN_FIXED + int(2 * tokens * s["hidden"] * GEN_LIVE_TENSORS * per_param)
 
 
 def estimate_roles(config: "Config", llm_choice: tuple[str, str | None, str]) -> dict[str, RoleEstimate]:

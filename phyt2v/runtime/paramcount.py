@@ -17,7 +17,9 @@ from .hub import read_json
 # ``scripts/param_table.py``: the published architecture (diffusers conversion-script configs and class
 # defaults; the hub config.json of T5-XXL, UMT5-XXL, Llama-3-8B, CLIP-L and the Qwen VLMs; mPLUG-Owl's
 # published layout) built on the meta device. The Qwen counts equal the sizes the hub states (3.75B,
-# 8.29B, 4.44B, 8.77B). One entry per weighted component, so a pipeline sums its parts.
+# 8.29B, 4.44B, 8.77B). HunyuanVideo 1.5's text encoders are Qwen2.5-VL-7B's language model and ByT5-small's
+# encoder (the Glyph-SDXL-v2 color/font tokens its conversion adds are not counted: 1472 parameters each).
+# One entry per weighted component, so a pipeline sums its parts.
 PUBLISHED: dict[str, dict[str, int]] = {
     "THUDM/CogVideoX-5b": {"transformer": 5_570_283_072, "text_encoder": 4_762_310_656, "vae": 215_583_907},
     "THUDM/CogVideoX-2b": {"transformer": 1_693_783_872, "text_encoder": 4_762_310_656, "vae": 215_583_907},
@@ -33,6 +35,9 @@ PUBLISHED: dict[str, dict[str, int]] = {
     "Lightricks/LTX-Video": {"transformer": 1_923_385_472, "text_encoder": 4_762_310_656, "vae": 419_193_649},
     "hunyuanvideo-community/HunyuanVideo": {"transformer": 12_821_012_544, "text_encoder": 7_505_186_816,
                                             "text_encoder_2": 123_060_480, "vae": 246_478_803},
+    "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v": {
+        "transformer": 8_326_608_160, "text_encoder": 7_070_619_136, "text_encoder_2": 217_657_472,
+        "vae": 1_260_634_115},
     "Qwen/Qwen2.5-VL-3B-Instruct": {"model": 3_754_622_976},
     "Qwen/Qwen2.5-VL-7B-Instruct": {"model": 8_292_166_656},
     "Qwen/Qwen3-VL-4B-Instruct": {"model": 4_437_815_808},
@@ -41,17 +46,77 @@ PUBLISHED: dict[str, dict[str, int]] = {
     "videophysics/videophy_2_auto": {"model": 7_152_633_856},
 }
 
+# What a pipeline of the table says about itself before its weights (or even its model_index.json) are on this
+# machine: its pipeline class (model_index.json ``_class_name``) and the few transformer / VAE config values its
+# family's frame and size rules, defaults and hidden size read (patch sizes, compression ratios, sample sizes,
+# heads, text length). Written by ``scripts/param_table.py`` from the same published configs as ``PUBLISHED``.
+PUBLISHED_CONFIGS: dict[str, dict[str, Any]] = {
+    "THUDM/CogVideoX-5b": {"pipeline": "CogVideoXPipeline",
+        "transformer": {"num_attention_heads": 48, "attention_head_dim": 64, "in_channels": 16, "patch_size": 2,
+                        "sample_height": 60, "sample_width": 90, "sample_frames": 49, "max_text_seq_length": 226},
+        "vae": {"temporal_compression_ratio": 4, "block_out_channels": [128, 256, 256, 512]}},
+    "THUDM/CogVideoX-2b": {"pipeline": "CogVideoXPipeline",
+        "transformer": {"num_attention_heads": 30, "attention_head_dim": 64, "in_channels": 16, "patch_size": 2,
+                        "sample_height": 60, "sample_width": 90, "sample_frames": 49, "max_text_seq_length": 226},
+        "vae": {"temporal_compression_ratio": 4, "block_out_channels": [128, 256, 256, 512]}},
+    "THUDM/CogVideoX1.5-5B": {"pipeline": "CogVideoXPipeline",
+        "transformer": {"num_attention_heads": 48, "attention_head_dim": 64, "in_channels": 16, "patch_size": 2,
+                        "patch_size_t": 2, "sample_height": 300, "sample_width": 300, "sample_frames": 81,
+                        "max_text_seq_length": 226},
+        "vae": {"temporal_compression_ratio": 4, "block_out_channels": [128, 256, 256, 512]}},
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": {"pipeline": "WanPipeline",
+        "transformer": {"num_attention_heads": 12, "attention_head_dim": 128, "in_channels": 16,
+                        "patch_size": [1, 2, 2]},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 8}},
+    "Wan-AI/Wan2.1-T2V-14B-Diffusers": {"pipeline": "WanPipeline",
+        "transformer": {"num_attention_heads": 40, "attention_head_dim": 128, "in_channels": 16,
+                        "patch_size": [1, 2, 2]},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 8}},
+    "Wan-AI/Wan2.2-T2V-A14B-Diffusers": {"pipeline": "WanPipeline",
+        "transformer": {"num_attention_heads": 40, "attention_head_dim": 128, "in_channels": 16,
+                        "patch_size": [1, 2, 2]},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 8}},
+    "Wan-AI/Wan2.2-TI2V-5B-Diffusers": {"pipeline": "WanPipeline",
+        "transformer": {"num_attention_heads": 24, "attention_head_dim": 128, "in_channels": 48,
+                        "patch_size": [1, 2, 2]},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 16, "patch_size": 2}},
+    "Lightricks/LTX-Video": {"pipeline": "LTXPipeline",
+        "transformer": {"num_attention_heads": 32, "attention_head_dim": 64, "in_channels": 128, "patch_size": 1,
+                        "patch_size_t": 1},
+        "vae": {"block_out_channels": [128, 256, 512, 512], "patch_size": 4, "patch_size_t": 1,
+                "spatio_temporal_scaling": [True, True, True, False]}},
+    "hunyuanvideo-community/HunyuanVideo": {"pipeline": "HunyuanVideoPipeline",
+        "transformer": {"num_attention_heads": 24, "attention_head_dim": 128, "in_channels": 16, "patch_size": 2,
+                        "patch_size_t": 1},
+        "vae": {"temporal_compression_ratio": 4, "spatial_compression_ratio": 8,
+                "block_out_channels": [128, 256, 512, 512]}},
+    "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v": {"pipeline": "HunyuanVideo15Pipeline",
+        "transformer": {"num_attention_heads": 16, "attention_head_dim": 128, "in_channels": 65, "patch_size": 1,
+                        "patch_size_t": 1, "target_size": 640},
+        "vae": {"temporal_compression_ratio": 4, "spatial_compression_ratio": 16,
+                "block_out_channels": [128, 256, 512, 1024, 1024]}},
+}
+
+
 # Components of a diffusers pipeline that hold weights (the tokenizers and scheduler do not).
 WEIGHTED = ("transformer", "transformer_2", "text_encoder", "text_encoder_2", "image_encoder", "vae")
 
 
+def _entry(table: dict[str, Any], model_id: str) -> Any:
+    norm = model_id.lower().removesuffix("-diffusers")
+    return next((v for k, v in table.items() if k.lower().removesuffix("-diffusers") == norm), None)
+
+
 def published(model_id: str) -> dict[str, int] | None:
     """The shipped counts for a hub id (case-insensitive, an optional "-Diffusers" ignored)."""
-    norm = model_id.lower().removesuffix("-diffusers")
-    for key, parts in PUBLISHED.items():
-        if key.lower().removesuffix("-diffusers") == norm:
-            return dict(parts)
-    return None
+    parts = _entry(PUBLISHED, model_id)
+    return dict(parts) if parts is not None else None
+
+
+def published_configs(model_id: str) -> dict[str, Any] | None:
+    """The shipped pipeline class and config values for a hub id (as ``published``), or None."""
+    entry = _entry(PUBLISHED_CONFIGS, model_id)
+    return json.loads(json.dumps(entry)) if entry is not None else None  # a copy the caller may change
 
 
 def count_parameters(module: Any) -> int:

@@ -58,7 +58,7 @@ def _load(path: str, device: str, torch_dtype, qconf: Any = None) -> tuple[Any, 
 
     try:
         extra = {"quantization_config": qconf, "device_map": device} if qconf is not None else {}
-        model = AutoModelForImageTextToText.from_pretrained(path, **dtype_kwargs(torch_dtype, "transformers"),
+        model = AutoModelForImageTextToText.from_pretrained(path, **dtype_kwargs(torch_dtype),
                                                             **extra)
     except (OSError, ValueError) as e:
         raise BackendError(f"cannot load VLM '{path}': {first_line(e)}. Check the id/path, or download it first "

@@ -4,7 +4,7 @@ names its pipeline classes and what it changes, listed in FAMILIES."""
 from __future__ import annotations
 
 from .base import FAMILY_OPTIONS as FAMILY_OPTIONS_KEYS
-from .base import Encoder, Family, Settings, signature_defaults
+from .base import Encoder, Family, Settings, binding, signature_defaults
 from .cogvideox import CogVideoX
 from .hunyuan import Hunyuan
 from .hunyuan15 import Hunyuan15
@@ -28,4 +28,5 @@ def by_name(name: str) -> Family | None:
     return next((f for f in FAMILIES if f.name == name), None)
 
 
-__all__ = ["FAMILIES", "FAMILY_OPTIONS_KEYS", "GENERIC", "Encoder", "Family", "Settings", "by_name", "for_class", "signature_defaults"]
+__all__ = ["FAMILIES", "FAMILY_OPTIONS_KEYS", "GENERIC", "Encoder", "Family", "Settings", "binding", "by_name", "for_class",
+           "signature_defaults"]

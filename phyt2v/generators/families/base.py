@@ -19,11 +19,21 @@ FAMILY_OPTIONS = ("dynamic_cfg", "scheduler", "flow_shift", "guidance_2", "true_
 
 @dataclass
 class Encoder:
-    """One text encoder as the pipeline feeds it: ``count(prompt)`` tokens of which ``limit`` are kept."""
+    """One text encoder as the pipeline feeds it: ``count(prompt)`` tokens of which ``limit`` are kept.
+
+    ``pooled_only``: the encoder feeds only a pooled vector (HunyuanVideo's CLIP-L, Kandinsky 5's CLIP), not the
+    token sequence the transformer reads: its limit is recorded, and a cut is reported as truncation, but it is
+    not the prompt budget (the sequence encoders' smallest limit is)."""
 
     name: str
     count: Callable[[str], int]
     limit: int
+    pooled_only: bool = False
+
+
+def binding(encoders: list[Encoder]) -> list[Encoder]:
+    """The encoders whose limits bind the prompt budget: every sequence encoder (not the pooled-only ones)."""
+    return [e for e in encoders if not e.pooled_only]
 
 
 @dataclass
@@ -73,6 +83,8 @@ class Family:
     attention_dispatch = True           # does set_attention_backend reach its attention?
     step_callback = True                # does __call__ take callback_on_step_end?
     videos_per_prompt = True            # does __call__ honour num_videos_per_prompt (else: a prompt list)?
+    faster_uncond_skip = True           # can FasterCache skip the unconditional half of CFG? (it needs both passes in
+                                        # one transformer batch of BCFHW latents, as CogVideoX and Mochi run them)
     tiny: str | None = None             # the tiny model kind (tiny.py) of this family
 
     # -------------------------------------------------- facts read from configs (before or after loading)
@@ -82,6 +94,16 @@ class Family:
         t = int(config_value(vae, "temporal_compression_ratio", config_value(vae, "scale_factor_temporal", 4)))
         s = int(config_value(vae, "spatial_compression_ratio", config_value(vae, "scale_factor_spatial", 8)))
         return t * _patch(config_value(transformer, "patch_size_t", 1)), s * _patch(config_value(transformer, "patch_size", 1))
+
+    def token_grid(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
+        """(frames per latent token, pixels per token side) for the memory plan's token count; by default the frame
+        and size rule's factors (VAE x patch)."""
+        return self.rules(vae, transformer)
+
+    def hidden_size(self, transformer: Mapping[str, Any] | None) -> int | None:
+        """The transformer's hidden size: heads x head dim (every family here), None when the config lacks them."""
+        heads, dim = config_value(transformer, "num_attention_heads"), config_value(transformer, "attention_head_dim")
+        return int(heads) * int(dim) if heads and dim else None
 
     def defaults(self, sig: dict[str, Any], transformer: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Family defaults for height, width, num_frames, steps, guidance, fps (from the signature)."""
@@ -117,14 +139,15 @@ class Family:
         return {}
 
     def call_kwargs(self, pipe: Any, s: Settings, sig: dict[str, Any]) -> dict[str, Any]:
-        """Arguments of ``pipe(...)`` beyond prompt/seed/output: only the ones the signature takes."""
+        """Arguments of ``pipe(...)`` beyond prompt/seed/output: only the ones the signature takes and the user or
+        the family sets (a None is never passed: it would replace the pipeline's own default, e.g. Allegro's
+        negative prompt)."""
         kw: dict[str, Any] = {"height": s.height, "width": s.width, "num_frames": s.num_frames,
-                              "num_inference_steps": s.steps, "negative_prompt": s.negative_prompt}
-        if s.guidance is not None:
-            kw["guidance_scale"] = s.guidance
+                              "num_inference_steps": s.steps, "negative_prompt": s.negative_prompt,
+                              "guidance_scale": s.guidance}
         if "frame_rate" in sig:
             kw["frame_rate"] = s.fps
-        return {k: v for k, v in kw.items() if k in sig}
+        return {k: v for k, v in kw.items() if k in sig and v is not None}
 
 
 def set_flow_shift(pipe: Any, shift: float, family: str) -> float:

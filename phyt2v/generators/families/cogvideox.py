@@ -26,6 +26,11 @@ class CogVideoX(Family):
         temporal = int(config_value(vae, "temporal_compression_ratio", 4)) * 2  # latent frames decode in pairs
         return temporal * int(config_value(transformer, "patch_size_t", 1)), spatial
 
+    def token_grid(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
+        # latent frames (VAE x4) patched in time by patch_size_t (1.5: 2); the pairs rule is the decoder's, not a token's
+        temporal = int(config_value(vae, "temporal_compression_ratio", 4)) * int(config_value(transformer, "patch_size_t", 1))
+        return temporal, self.rules(vae, transformer)[1]
+
     def defaults(self, sig: dict[str, Any], transformer: Mapping[str, Any] | None = None) -> dict[str, Any]:
         d = super().defaults(sig, transformer)
         # the pipeline fills size and frames from the transformer config (sample_* x VAE factor 8)

@@ -1,6 +1,7 @@
 """HunyuanVideo (HunyuanVideoPipeline): Llama encoder fed a prompt template whose first ``crop_start``
-tokens are cropped (256 tokens kept), plus CLIP-L (77 tokens, pooled). The tighter of the two is the
-budget the loop writes to; a prompt over either is cut. ``guidance_scale`` is embedded (distilled)
+tokens are cropped (256 tokens kept): the token sequence the transformer reads, so its 256 tokens are the
+budget the loop writes to. CLIP-L (77 tokens) feeds only the pooled vector: its limit is recorded and its cut
+reported as truncation, but it does not bind (``Encoder.pooled_only``). ``guidance_scale`` is embedded (distilled)
 guidance; real CFG with a negative prompt is ``true_cfg_scale`` (generator.true_cfg). Frames 4k+1,
 sides multiples of 16 (VAE x8, patch 2); 24 fps. Flow shift is the FlowMatchEuler ``shift``."""
 
@@ -17,9 +18,10 @@ class Hunyuan(Family):
     fps = 24
     options = frozenset({"flow_shift", "true_cfg"})
     tiny = "hunyuan"
+    faster_uncond_skip = False  # guidance-distilled: no unconditional pass (true_cfg: a second call)
 
     def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:
-        return min(int(sig["max_sequence_length"]), 77) if index.components.get("tokenizer_2") else None
+        return int(sig["max_sequence_length"])  # the Llama encoder's; CLIP's 77 is pooled only
 
     def encoders(self, pipe: Any, sig: dict[str, Any]) -> list[Encoder]:
         template = sig["prompt_template"]
@@ -33,7 +35,8 @@ class Hunyuan(Family):
 
         encs = [Encoder("text_encoder", llama, int(sig["max_sequence_length"]))]
         if tok2 is not None:  # CLIP: encode_prompt passes max_sequence_length=77
-            encs.append(Encoder("text_encoder_2", lambda p: len(tok2(p, truncation=False).input_ids), 77))
+            encs.append(Encoder("text_encoder_2", lambda p: len(tok2(p, truncation=False).input_ids), 77,
+                                pooled_only=True))
         return encs
 
     def call_kwargs(self, pipe: Any, s: Settings, sig: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Family, Settings
+from .base import Family, Settings, config_value
 
 
 class Hunyuan15(Family):
@@ -16,10 +16,19 @@ class Hunyuan15(Family):
     classes = ("HunyuanVideo15Pipeline",)
     fps = 24
     step_callback = False
+    faster_uncond_skip = False  # guidance runs through pipe.guider, one transformer call per branch
 
     def defaults(self, sig: dict[str, Any], transformer: Any = None) -> dict[str, Any]:
         d = super().defaults(sig, transformer)
         d["guidance"] = None  # on the guider, not in the call
+        if d["height"] is None and d["width"] is None:  # the pipeline's own: 16:9 nearest its bucket of target_size
+            import numpy
+            from diffusers.pipelines.hunyuan_video1_5.image_processor import generate_crop_size_list, get_closest_ratio
+
+            target = int(config_value(transformer, "target_size", 640))
+            sizes = generate_crop_size_list(base_size=target, patch_size=16)  # patch: the VAE's x16
+            ratios = numpy.array([round(h / w, 5) for h, w in sizes])
+            d["height"], d["width"] = (int(x) for x in get_closest_ratio(9, 16, ratios, sizes)[0])
         return d
 
     def static_limit(self, sig: dict[str, Any], index: Any) -> int | None:

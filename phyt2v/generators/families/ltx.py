@@ -16,6 +16,7 @@ class LTX(Family):
     fps = 25
     options = frozenset({"decode_timestep", "decode_noise_scale"})
     tiny = "ltx"
+    faster_uncond_skip = False  # one CFG batch, but packed (B, S, C) latents FasterCache cannot split
 
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
         scaling = sum(bool(x) for x in config_value(vae, "spatio_temporal_scaling", (True, True, True, False)))

@@ -19,6 +19,7 @@ class Wan(Family):
     fps = 16
     options = frozenset({"flow_shift", "guidance_2"})
     tiny = "wan"
+    faster_uncond_skip = False  # the conditional and unconditional passes are two transformer calls
 
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
         patch = config_value(transformer, "patch_size", (1, 2, 2))

@@ -1,0 +1,66 @@
+"""What a generator config is refused for before any weight loads or downloads: options its family does not take,
+frames and sides off the family's rule, cache-hook params, and draft settings (``loop.draft``). It runs at
+``Refiner`` / ``Batch`` start and in ``phyt2v doctor`` (the backend class's ``check_before_load``), and again as the
+backend loads, with the family's defaults and the full step count at hand (``check_loaded``).
+
+The family comes from the model's own files (a tiny or local folder, the hub cache) or the published table
+(``paramcount.PUBLISHED_CONFIGS``); a model none of them knows is checked when it loads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from .families import GENERIC, Family, for_class
+from .knobs import cache_params
+from .model_index import PipelineIndex, index_before_load
+from .shapes import check_family_options, check_shape, check_sides
+
+if TYPE_CHECKING:
+    from ..config import Config, DraftConfig
+
+
+def family_before_load(model: str) -> tuple[Family, PipelineIndex | None]:
+    """The family serving ``model`` and what its files (or the table) say, before anything loads."""
+    index = index_before_load(model)
+    return (for_class(index.class_name) if index is not None else GENERIC), index
+
+
+def check_before_load(config: "Config", only: str | None = None) -> Family:
+    """ConfigError for anything the generator would refuse once loaded that is known now; ``only`` names the one
+    family a backend serves (``cogvideox``). Values left to the family's defaults are the family's own, so only the
+    values set are checked here (the defaults need the pipeline class: ``check_loaded``)."""
+    g = config.generator
+    family, index = family_before_load(g.model)
+    if only and family.classes and family.name != only:
+        raise ConfigError(f"generator.backend {g.backend} needs a {only} pipeline, but {g.model} is "
+                          f"{index.class_name if index else family.name}; set generator.backend=diffusers")
+    spatial = None
+    if family.classes:
+        check_family_options(g, family)
+        rules = family.rules(index.vae if index else None, index.transformer if index else None)
+        check_shape(g, family, rules, {}, g.model)
+        spatial = rules[1]
+    if g.cache is not None:
+        cache_params(g.cache, family, g.steps)
+    check_draft(config.loop.draft, family, spatial, g.steps, g.model)
+    return family
+
+
+def check_loaded(gen: Any, config: "Config") -> None:
+    """The draft settings against a loaded generator: its full step count and its family's spatial rule."""
+    check_draft(config.loop.draft, gen.family, gen.rules[1] if gen.family.classes else None, gen.steps, gen.model_id)
+
+
+def check_draft(draft: "DraftConfig", family: Family, spatial: int | None, full_steps: int | None, model: str) -> None:
+    """``loop.draft`` (when on): fewer steps than a full render, sides on the family's rule, a cache hook's params."""
+    if not draft.enabled:
+        return
+    if draft.steps is not None and full_steps and draft.steps > full_steps:
+        raise ConfigError(f"loop.draft.steps {draft.steps} is above the full render's {full_steps} steps: a draft "
+                          f"renders fewer; set loop.draft.steps <= {full_steps} or leave it unset (steps_fraction)")
+    if spatial:
+        check_sides({"height": draft.height, "width": draft.width}, family, spatial, model, prefix="loop.draft.")
+    if draft.cache is not None:
+        cache_params(draft.cache, family, draft.steps, where="loop.draft.cache")
+
