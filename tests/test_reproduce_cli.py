@@ -153,4 +153,5 @@ def test_phygenbench_exports_says_what_next_then_compares_results(tmp_path, shar
     want = M.summarize_file("phygenbench", res)
     avg = next(x for x in rep["rows"] if x["row"] == "Average")
     assert rep["status"] == "compared" and avg["ours"] == want["average"] and avg["paper"] == 0.45
+    assert {x["ours_round"] for x in rep["rows"]} == {"first"}  # only round 1's results were given
     assert avg["diff"] == pytest.approx(want["average"] - 0.45) and avg["n"] == 160

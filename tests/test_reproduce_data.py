@@ -24,7 +24,7 @@ def test_every_stored_number_has_its_source_and_is_shown(table, model, number):
     assert 0.0 <= number.value <= 1.0
     assert isinstance(number.verified, bool)
     src = number.source
-    assert number.row in src                                                    # the row is named
+    assert number.row in src and all(tok in src for tok in model.split())     # the row and the model are named
     assert any(k in src for k in ("README.md", "Table 1", "GUIDE.md"))          # the document and table are named
     assert number.row in table.rows
     assert number.column in {c.name for c in table.columns}
