@@ -48,6 +48,8 @@ def render(report: dict[str, Any]):
     for h in ("n", "paper", ours, "diff"):
         t.add_column(h, justify="right")
     for line in report["rows"]:
+        if line["paper"] is None and line["ours"] is None:
+            continue  # neither: a category none of the selected prompts has (kept in --json)
         mark = "" if line["verified"] in (True, None) else " *"
         which = "round 1" if line["ours_round"] == "first" else f"best of {report['rounds']}"
         t.add_row(line["row"], line["column"], which, "-" if line["n"] is None else str(line["n"]),
