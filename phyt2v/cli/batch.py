@@ -29,7 +29,7 @@ from .options import (
 )
 
 
-def _summary_lines(s: Any) -> list[str]:
+def summary_lines(s: Any) -> list[str]:
     lines = [f"{s.mine} prompt(s) in this {'shard' if s.mine != s.total else 'batch'}: "
              f"{s.already_done} already done, {s.finished} finished now, {len(s.failed)} failed"
              + (f", {s.by_others} done by other processes" if s.by_others else "")
@@ -41,6 +41,19 @@ def _summary_lines(s: Any) -> list[str]:
     if len(s.failed) > 5:
         lines.append(f"  ... and {len(s.failed) - 5} more (see the results file)")
     return lines
+
+
+def run_batch(src: Any, cfg: Any, *, limit: int | None = None, shard: Any = None, concurrency: int | None = None,
+              label: str = "") -> tuple[Any, Any]:
+    """Run or resume ``src`` under ``cfg`` with the progress display: (the Batch, its BatchSummary)."""
+    from ..batch.runner import Batch
+    from ..loop.refiner import Refiner
+    from .progress import BatchProgress
+
+    with BatchProgress(err, cfg, label=label) as prog:
+        b = Batch(src, cfg, limit=limit, shard=shard, refiner=Refiner(cfg, on_event=prog.on_refine_event),
+                  concurrency=concurrency, on_event=prog.on_batch_event)
+        return b, b.run()
 
 
 def register(app: typer.Typer) -> None:
@@ -74,10 +87,8 @@ def register(app: typer.Typer) -> None:
         sets: Optional[list[str]] = SetOpt,
     ) -> None:
         """Run the refine loop over every prompt of SOURCE; resumable (rerun the same command), shardable."""
-        from ..batch.runner import Batch
         from ..batch.shards import distributed_shard, launched_world_size, parse_shard
         from ..batch.sources import load_source
-        from .progress import BatchProgress
 
         if min_physics is not None:
             sets = [*(sets or []), f"loop.min_physics={min_physics}"]
@@ -101,15 +112,10 @@ def register(app: typer.Typer) -> None:
         if cfg.generator.model.startswith("tiny") and (state is None or state.is_main_process):
             err.print("[yellow]smoke preset: tiny random-weight models, the scores are meaningless.[/yellow]")
         label = f"[{sh}] " if sh is not None and sh.count > 1 else ""
-        with BatchProgress(err, cfg, label=label) as prog:
-            from ..loop.refiner import Refiner
-
-            b = Batch(src, cfg, limit=limit, shard=sh, refiner=Refiner(cfg, on_event=prog.on_refine_event),
-                      concurrency=concurrency, on_event=prog.on_batch_event)
-            summary = b.run()
+        b, summary = run_batch(src, cfg, limit=limit, shard=sh, concurrency=concurrency, label=label)
         # No barrier: shards can finish hours apart (a collective would time out, and spin meanwhile).
         # Each shard tries the merge when it ends; the last one to finish finds every line and writes it.
-        for line in _summary_lines(summary):
+        for line in summary_lines(summary):
             err.print(line, highlight=False, soft_wrap=True)
         if summary.merged:
             out.print(f"results: {b.dir / 'results.jsonl'}", soft_wrap=True, highlight=False)
