@@ -10,14 +10,11 @@ from typing import Optional
 import typer
 
 
-def plan_for(preset: str | None, config_file: Path | None, overrides: list[str] | None,
-             vram: float | None) -> tuple[dict, str]:
+def plan_for(cfg, vram: float | None) -> tuple[dict, str]:
     """(the plan as plain data, its one-line summary) for a config, on ``vram`` GiB or this machine."""
     from .. import registry
-    from ..config import load_config
     from ..runtime.memplan import free_vram, make_plan
 
-    cfg = load_config(preset, file=config_file, overrides=overrides)
     for role in registry.ROLES:  # settings the model cannot take: refused as a run would, before any download
         registry.check_before_load(role, cfg)
     free = free_vram(vram)
@@ -38,7 +35,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
     ) -> None:
         """What this machine can run: CUDA and free VRAM, packages, keys set (never values), caches, presets;
-        with --preset, the memory plan (bytes per role, placement, peak) and which LLM is used and why."""
+        with --preset, the memory plan (bytes per role, placement, peak), which LLM is used and why, and each
+        served role's endpoint (reachable, model listed, key set)."""
         from rich.console import Console
 
         out = Console()
@@ -51,11 +49,19 @@ def register(app: typer.Typer) -> None:
 
             out.print(report())
             return
-        data, line = plan_for(preset, config, set_, vram)
+        from ..config import load_config
+        from ..runtime.endpoints import as_dict, check_all, configured
+        from .doctor_report import endpoints_table
+
+        cfg = load_config(preset, file=config, overrides=set_)
+        data, line = plan_for(cfg, vram)
+        checks = check_all(configured(cfg))  # every served role's endpoint, probed at once
         if as_json:
-            print(json.dumps(data))
+            print(json.dumps({**data, "endpoints": [as_dict(c) for c in checks]}))
             return
         out.print(plan_table(data, line))
+        if checks:
+            out.print(endpoints_table(checks))
 
 
 def plan_table(data: dict, line: str):

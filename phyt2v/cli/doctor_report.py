@@ -57,6 +57,17 @@ def families_table() -> Table:
     return t
 
 
+def endpoints_table(checks: list) -> Table:
+    """One line per served role: its endpoint, and whether it answered, lists the model and has its key."""
+    from rich.markup import escape
+
+    t = Table("role", "endpoint", "status", title="endpoints (GET {base_url}/models)", title_justify="left")
+    for c in checks:
+        style = "green" if c.ok else "red"
+        t.add_row(c.endpoint.role, escape(c.url), f"[{style}]{escape(c.line)}[/{style}]")
+    return t
+
+
 def report() -> Group:
     from ..config import load_config, preset_names
 
@@ -102,5 +113,11 @@ def report() -> Group:
             verdict = "yes"
         p.add_row(name, verdict, f"{backend}{' ' + model if model else ''}")
     why = choose_llm(load_config(), cuda=cuda, env=os.environ)[2]
-    return Group(t, families_table(), p,
-                 f"llm.backend auto here: {why}. Memory plan: phyt2v doctor --preset NAME [--vram GB]")
+    parts = [t, families_table(), p]
+    if os.environ.get("OPENAI_BASE_URL"):  # without a config: the endpoint the environment names
+        from ..runtime.endpoints import Endpoint, check_all
+
+        parts.append(endpoints_table(check_all([Endpoint("OPENAI_BASE_URL", os.environ["OPENAI_BASE_URL"], None,
+                                                         "OPENAI_API_KEY")])))
+    return Group(*parts, f"llm.backend auto here: {why}. Memory plan and endpoints: phyt2v doctor --preset NAME "
+                         "[--vram GB]")
