@@ -45,13 +45,14 @@ def register(app: typer.Typer) -> None:
                 from ..errors import InputError
 
                 raise InputError("--json and --vram need a config: add --preset NAME (`phyt2v presets`) or --config FILE")
-            from .doctor_report import report
+            from .doctor_report import environment_checks, print_endpoints, report
 
             out.print(report())
+            print_endpoints(out, environment_checks())
             return
         from ..config import load_config
         from ..runtime.endpoints import as_dict, check_all, configured
-        from .doctor_report import endpoints_table
+        from .doctor_report import print_endpoints
 
         cfg = load_config(preset, file=config, overrides=set_)
         data, line = plan_for(cfg, vram)
@@ -60,8 +61,7 @@ def register(app: typer.Typer) -> None:
             print(json.dumps({**data, "endpoints": [as_dict(c) for c in checks]}))
             return
         out.print(plan_table(data, line))
-        if checks:
-            out.print(endpoints_table(checks))
+        print_endpoints(out, checks)
 
 
 def plan_table(data: dict, line: str):

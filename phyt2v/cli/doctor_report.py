@@ -6,6 +6,7 @@ import os
 import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -57,15 +58,26 @@ def families_table() -> Table:
     return t
 
 
-def endpoints_table(checks: list) -> Table:
-    """One line per served role: its endpoint, and whether it answered, lists the model and has its key."""
-    from rich.markup import escape
+def print_endpoints(console: Any, checks: list) -> None:
+    """One line per served role (never folded: a terminal wraps it, a pipe keeps it whole): its endpoint, and
+    whether it answered, lists the model and has its key."""
+    from rich.text import Text
 
-    t = Table("role", "endpoint", "status", title="endpoints (GET {base_url}/models)", title_justify="left")
+    if not checks:
+        return
+    console.print("endpoints (GET {base_url}/models):", soft_wrap=True, highlight=False)
     for c in checks:
-        style = "green" if c.ok else "red"
-        t.add_row(c.endpoint.role, escape(c.url), f"[{style}]{escape(c.line)}[/{style}]")
-    return t
+        line = Text(f"  {c.endpoint.role} {c.url}: ")
+        line.append(("ok: " if c.ok else "FAILED: ") + c.line, style="green" if c.ok else "red")
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+def environment_checks() -> list:
+    """Without a config: the endpoint $OPENAI_BASE_URL names, when it is set."""
+    from ..runtime.endpoints import Endpoint, check_all
+
+    url = os.environ.get("OPENAI_BASE_URL")
+    return check_all([Endpoint("OPENAI_BASE_URL", url, None, "OPENAI_API_KEY")]) if url else []
 
 
 def report() -> Group:
@@ -113,11 +125,5 @@ def report() -> Group:
             verdict = "yes"
         p.add_row(name, verdict, f"{backend}{' ' + model if model else ''}")
     why = choose_llm(load_config(), cuda=cuda, env=os.environ)[2]
-    parts = [t, families_table(), p]
-    if os.environ.get("OPENAI_BASE_URL"):  # without a config: the endpoint the environment names
-        from ..runtime.endpoints import Endpoint, check_all
-
-        parts.append(endpoints_table(check_all([Endpoint("OPENAI_BASE_URL", os.environ["OPENAI_BASE_URL"], None,
-                                                         "OPENAI_API_KEY")])))
-    return Group(*parts, f"llm.backend auto here: {why}. Memory plan and endpoints: phyt2v doctor --preset NAME "
-                         "[--vram GB]")
+    return Group(t, families_table(), p, f"llm.backend auto here: {why}. Memory plan and endpoints: phyt2v doctor "
+                                         "--preset NAME [--vram GB]")

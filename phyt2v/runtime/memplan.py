@@ -95,7 +95,8 @@ class Plan:
     def summary(self) -> str:
         gib = lambda b: f"{b / GiB:.1f} GiB"  # noqa: E731
         if self.free_bytes is None:
-            return "memory plan: cpu (no CUDA device): every role runs on the CPU"
+            served = any(e.source == "remote" for e in self.roles.values())
+            return "memory plan: cpu (no CUDA device): every " + ("local " if served else "") + "role runs on the CPU"
         parts = [f"{r} {gib(e.bytes)}" + (f" (shared with {e.shared_with})" if e.shared_with else "")
                  for r, e in self.roles.items()]
         free = "no CUDA" if self.free_bytes is None else f"{gib(self.free_bytes)} free"
