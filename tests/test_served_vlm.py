@@ -2,10 +2,11 @@
 openai SDK against a loopback vision chat server that checks each request's shape (``vlm_servers.VisionServer``)."""
 
 import math
+import time
 
 import numpy as np
 import pytest
-from llm_servers import FaultyServer, fail, ok
+from llm_servers import FaultyServer, fail, ok, trickle
 from vlm_servers import JUDGE, VisionServer, expected
 
 from phyt2v import registry
@@ -176,3 +177,13 @@ def test_a_scorer_base_url_serves_the_judge_beside_a_local_captioner(clip):
         assert isinstance(sc, ServedJudgeScorer) and sc.model_id == "judge-model"
         s = sc.score(clip, "a square")
     assert 0.0 < s.sa < 1.0 and len(srv.requests) == 2
+
+
+def test_a_reply_trickled_byte_by_byte_is_abandoned_at_the_deadline(clip):
+    """httpx's timeout is per read; a server sending one byte every 0.2 s never trips it. timeout_s is a deadline."""
+    with FaultyServer([trickle("late caption", 0.2)], hang_s=10) as srv:
+        t0 = time.monotonic()
+        with pytest.raises(BackendError, match=r"timeout after 1s after 2 attempts"):
+            captioner(srv, timeout_s=1.0, max_retries=1).caption(clip)
+        took = time.monotonic() - t0
+    assert srv.count == 2 and took < 4.0

@@ -125,7 +125,7 @@ class ServedVLM:
             self.requests += 1
             client = self._client
             try:
-                http = call_with_deadline(lambda: client.chat.completions.with_raw_response.create(**body)
+                http = call_with_deadline(lambda c=client, b=body: c.chat.completions.with_raw_response.create(**b)
                                           .http_response, self.timeout_s, "phyt2v-vlm-request")
             except Abandoned:
                 self._client = self._new_client()  # the abandoned client's sockets close; the worker then ends
