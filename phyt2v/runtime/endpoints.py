@@ -3,7 +3,8 @@ answers: ``GET {base_url}/models`` within a few seconds, the model listed, the k
 
 A served role: the LLM when ``llm.backend`` is (or ``auto`` resolves to) ``openai``; the captioner with
 ``captioner.backend: openai``; the ``vlm-judge`` scorer when the captioner is served or ``scorer.base_url`` is set
-(it asks the captioner's endpoint, or its own); a generator with a ``generator.base_url``. Keys are read from the
+(it asks the captioner's endpoint, or its own); an ``openai`` generator (the Videos API) with a
+``generator.base_url``. Keys are read from the
 environment variable each role names and never shown: only whether it is set.
 """
 
@@ -69,7 +70,7 @@ def configured(config: "Config", env: Mapping[str, str] | None = None) -> list[E
         out.append(Endpoint("llm", served["base_url"], served["model"], served["api_key_env"]) if served
                    else Endpoint("llm", c.base_url or None, model, c.api_key_env))
     g = config.generator
-    if getattr(g, "base_url", None):  # a served generator (the Videos API)
+    if g.backend == "openai" and getattr(g, "base_url", None):  # a served generator (the Videos API)
         out.append(Endpoint("generator", g.base_url, g.model, getattr(g, "api_key_env", "OPENAI_API_KEY")))
     if config.captioner.backend == "openai":
         out.append(captioner_endpoint(config))
