@@ -66,6 +66,7 @@ def test_auto_llm_steps_go_through_the_captioners_endpoint(tmp_path):
     assert json.loads(p.stdout)["best_round"] in (1, 2)
 
 
+@pytest.mark.slow
 def test_an_endpoint_without_logprobs_stops_the_run_in_one_line(tmp_path):
     with VisionServer(logprobs=False) as srv:
         p = run_cli("refine", PROMPT, *served(srv, "--set", "llm.backend=auto", "--set", "loop.max_rounds=1",
