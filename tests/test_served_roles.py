@@ -112,7 +112,7 @@ def test_a_probe_of_a_server_that_never_answers_ends_at_its_deadline():
 
 
 def doctor(*args, env=None):
-    e = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", **(env or {})}
+    e = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
     for k in ("PHYT2V_DEBUG", "OPENAI_BASE_URL"):
         e.pop(k, None)
     e.update(env or {})
