@@ -35,6 +35,7 @@ BUILTINS: dict[str, str] = {
     "generator:diffusers": "phyt2v.generators.diffusers_gen:DiffusersGenerator",
     "generator:cogvideox": "phyt2v.generators.cogvideox:CogVideoXGenerator",
     "captioner:vlm": "phyt2v.captioners.vlm:VLMCaptioner",
+    "captioner:openai": "phyt2v.captioners.openai_vlm:OpenAIVLMCaptioner",
     "scorer:vlm-judge": "phyt2v.scorers.vlm_judge:VLMJudgeScorer",
     "scorer:videocon": "phyt2v.scorers.videocon:VideoConScorer",
     "scorer:videophy2": "phyt2v.scorers.videophy2:VideoPhy2Scorer",
@@ -62,7 +63,9 @@ DESCRIPTIONS: dict[str, str] = {
                            "CogVideoX, Mochi (hub id, folder, or tiny-wan/-ltx/-hunyuan)",
     "generator:cogvideox": "the diffusers backend held to CogVideoX with the paper's settings (or 'tiny')",
     "captioner:vlm": "transformers image-text-to-text VLM over sampled frames (Qwen2.5-VL default)",
-    "scorer:vlm-judge": "the captioner's VLM asked the VideoCon-Physics questions; P(Yes) from logits",
+    "captioner:openai": "an OpenAI-compatible vision chat endpoint (vLLM, SGLang, a provider) shown the frames",
+    "scorer:vlm-judge": "the captioner's VLM asked the VideoCon-Physics questions; P(Yes) from logits (from an "
+                        "endpoint's logprobs when the captioner is served)",
     "scorer:videocon": "native VideoCon-Physics (mPLUG-Owl-Video), the VideoPhy metric",
     "scorer:videophy2": "native VideoPhy-2 AutoEval (1-5 ratings)",
 }

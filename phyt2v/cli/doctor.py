@@ -10,14 +10,11 @@ from typing import Optional
 import typer
 
 
-def plan_for(preset: str | None, config_file: Path | None, overrides: list[str] | None,
-             vram: float | None) -> tuple[dict, str]:
+def plan_for(cfg, vram: float | None) -> tuple[dict, str]:
     """(the plan as plain data, its one-line summary) for a config, on ``vram`` GiB or this machine."""
     from .. import registry
-    from ..config import load_config
     from ..runtime.memplan import free_vram, make_plan
 
-    cfg = load_config(preset, file=config_file, overrides=overrides)
     for role in registry.ROLES:  # settings the model cannot take: refused as a run would, before any download
         registry.check_before_load(role, cfg)
     free = free_vram(vram)
@@ -38,7 +35,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
     ) -> None:
         """What this machine can run: CUDA and free VRAM, packages, keys set (never values), caches, presets;
-        with --preset, the memory plan (bytes per role, placement, peak) and which LLM is used and why."""
+        with --preset, the memory plan (bytes per role, placement, peak), which LLM is used and why, and each
+        served role's endpoint (reachable, model listed, key set)."""
         from rich.console import Console
 
         out = Console()
@@ -47,15 +45,23 @@ def register(app: typer.Typer) -> None:
                 from ..errors import InputError
 
                 raise InputError("--json and --vram need a config: add --preset NAME (`phyt2v presets`) or --config FILE")
-            from .doctor_report import report
+            from .doctor_report import environment_checks, print_endpoints, report
 
             out.print(report())
+            print_endpoints(out, environment_checks())
             return
-        data, line = plan_for(preset, config, set_, vram)
+        from ..config import load_config
+        from ..runtime.endpoints import as_dict, check_all, configured
+        from .doctor_report import print_endpoints
+
+        cfg = load_config(preset, file=config, overrides=set_)
+        data, line = plan_for(cfg, vram)
+        checks = check_all(configured(cfg))  # every served role's endpoint, probed at once
         if as_json:
-            print(json.dumps(data))
+            print(json.dumps({**data, "endpoints": [as_dict(c) for c in checks]}))
             return
         out.print(plan_table(data, line))
+        print_endpoints(out, checks)
 
 
 def plan_table(data: dict, line: str):

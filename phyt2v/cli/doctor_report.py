@@ -6,6 +6,7 @@ import os
 import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -57,6 +58,28 @@ def families_table() -> Table:
     return t
 
 
+def print_endpoints(console: Any, checks: list) -> None:
+    """One line per served role (never folded: a terminal wraps it, a pipe keeps it whole): its endpoint, and
+    whether it answered, lists the model and has its key."""
+    from rich.text import Text
+
+    if not checks:
+        return
+    console.print("endpoints (GET {base_url}/models):", soft_wrap=True, highlight=False)
+    for c in checks:
+        line = Text(f"  {c.endpoint.role} {c.url}: ")
+        line.append(("ok: " if c.ok else "FAILED: ") + c.line, style="green" if c.ok else "red")
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+def environment_checks() -> list:
+    """Without a config: the endpoint $OPENAI_BASE_URL names, when it is set."""
+    from ..runtime.endpoints import Endpoint, check_all
+
+    url = os.environ.get("OPENAI_BASE_URL")
+    return check_all([Endpoint("OPENAI_BASE_URL", url, None, "OPENAI_API_KEY")]) if url else []
+
+
 def report() -> Group:
     from ..config import load_config, preset_names
 
@@ -102,5 +125,5 @@ def report() -> Group:
             verdict = "yes"
         p.add_row(name, verdict, f"{backend}{' ' + model if model else ''}")
     why = choose_llm(load_config(), cuda=cuda, env=os.environ)[2]
-    return Group(t, families_table(), p,
-                 f"llm.backend auto here: {why}. Memory plan: phyt2v doctor --preset NAME [--vram GB]")
+    return Group(t, families_table(), p, f"llm.backend auto here: {why}. Memory plan and endpoints: phyt2v doctor "
+                                         "--preset NAME [--vram GB]")

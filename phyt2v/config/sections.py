@@ -14,6 +14,12 @@ from ..errors import ConfigError
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
 Quant = Literal["none", "int8", "nf4", "fp8"]
 _QUANT_HELP = "none | int8 | nf4 (bitsandbytes) | fp8 (torchao); CUDA only"
+# A served role (captioner.backend openai, vlm-judge over an endpoint): where it runs, not what it computes (the
+# model name is hashed), so these are runtime: moving the server to another port resumes the same run.
+_URL_HELP = "OpenAI-compatible endpoint of the served {role}, e.g. http://127.0.0.1:8000/v1"
+_KEY_HELP = "name of the environment variable holding the endpoint's key (unset: no key, for a local server)"
+_TIMEOUT_HELP = "deadline of one request to the endpoint"
+_RETRIES_HELP = "retries on 408/429/5xx/timeouts/connection errors"
 
 
 # Fields marked ``json_schema_extra=RUNTIME`` say how a run executes, not what it computes: they are left
@@ -101,7 +107,8 @@ class GeneratorConfig(_Strict):
 
 
 class CaptionerConfig(_Strict):
-    backend: str = "vlm"
+    backend: str = Field("vlm", description="vlm (a local transformers VLM) | openai (an OpenAI-compatible vision "
+                                            "chat endpoint: captioner.base_url, captioner.model)")
     model: str = Field("Qwen/Qwen2.5-VL-7B-Instruct", description="HF id, local path, or 'tiny'")
     num_frames: int = Field(8, ge=1, le=64)
     max_new_tokens: int = Field(256, ge=1)
@@ -110,6 +117,10 @@ class CaptionerConfig(_Strict):
     device: str = Field("auto", json_schema_extra=RUNTIME)
     quantization: Quant = Field("none", description=_QUANT_HELP)
     options: dict[str, Any] = Field(default_factory=dict)
+    base_url: str | None = Field(None, description=_URL_HELP.format(role="captioner"), json_schema_extra=RUNTIME)
+    api_key_env: str = Field("OPENAI_API_KEY", description=_KEY_HELP, json_schema_extra=RUNTIME)
+    timeout_s: float = Field(60.0, gt=0, description=_TIMEOUT_HELP, json_schema_extra=RUNTIME)
+    max_retries: int = Field(3, ge=0, le=10, description=_RETRIES_HELP, json_schema_extra=RUNTIME)
 
 
 class ScorerConfig(_Strict):
@@ -125,6 +136,12 @@ class ScorerConfig(_Strict):
     batch_size: int = Field(1, ge=1, json_schema_extra=RUNTIME)
     reference_truncation: bool = Field(False, description="videocon: cut at 257 tokens like the reference")
     options: dict[str, Any] = Field(default_factory=dict)
+    base_url: str | None = Field(None, description="vlm-judge: ask this endpoint instead of the captioner's (" +
+                                 _URL_HELP.format(role="scorer") + ")", json_schema_extra=RUNTIME)
+    api_key_env: str = Field("OPENAI_API_KEY", description=_KEY_HELP + " (with scorer.base_url)",
+                             json_schema_extra=RUNTIME)
+    timeout_s: float = Field(60.0, gt=0, description=_TIMEOUT_HELP, json_schema_extra=RUNTIME)
+    max_retries: int = Field(3, ge=0, le=10, description=_RETRIES_HELP, json_schema_extra=RUNTIME)
 
 
 class DraftConfig(_Strict):

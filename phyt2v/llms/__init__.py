@@ -22,6 +22,8 @@ class AutoLLM:
     captioner's VLM shared as the LLM, else embedded). ``from_config`` returns that backend itself."""
 
     backend = "auto"
+    # the captioner's settings it may take (``captioner_llm``) or share (``vlm``): part of the registry's cache key
+    reads_config = {"captioner": ("backend", "model", "base_url", "api_key_env")}
 
     @staticmethod
     def choose(config: "Config") -> str:
@@ -40,8 +42,13 @@ class AutoLLM:
     def from_config(cls, config: "Config") -> Any:
         from .. import registry
 
+        from ..runtime.llm_choice import captioner_llm
+
         backend, model, reason = cls.choice(config)
         log.info("LLM: %s%s (%s)", backend, f" {model}" if model else "", reason)
+        served = captioner_llm(config)
+        if backend == "openai" and served is not None:  # the served captioner's endpoint and model
+            config = config.model_copy(update={"llm": config.llm.model_copy(update=served)})
         if backend != "auto" and model != config.llm.model and backend in ("transformers", "vlm"):
             config = config.model_copy(update={"llm": config.llm.model_copy(update={"model": model})})
         return registry.resolve("llm", backend).from_config(config)

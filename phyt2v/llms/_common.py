@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
 from typing import Any
 
 from ..errors import InputError
+from ..runtime.deadline import Abandoned, call_with_deadline, one_line
+
+__all__ = ["Abandoned", "call_with_deadline", "one_line", "check_messages", "json_schema_format", "strict_schema"]
 
 ROLES = ("system", "user", "assistant")
 
@@ -62,33 +64,3 @@ def json_schema_format(schema: dict[str, Any], *, strict: bool) -> dict[str, Any
         if fixed is not None:
             body = {"name": body["name"], "schema": fixed, "strict": True}
     return {"type": "json_schema", "json_schema": body}
-
-
-def one_line(text: Any, limit: int = 300) -> str:
-    """Collapse whitespace and cut, for error messages."""
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
-class Abandoned(Exception):
-    """A request still running at its deadline (it was abandoned)."""
-
-
-def call_with_deadline(fn: Any, seconds: float) -> Any:
-    """``fn()`` in a daemon thread; its result or exception, or ``Abandoned`` after ``seconds``."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed to the caller below
-            box["error"] = e
-
-    worker = threading.Thread(target=work, name="phyt2v-llm-request", daemon=True)
-    worker.start()
-    worker.join(max(seconds, 0.0))
-    if worker.is_alive():
-        raise Abandoned
-    if "error" in box:
-        raise box["error"]
-    return box["value"]

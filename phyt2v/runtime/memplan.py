@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..errors import ConfigError, Phyt2vError
-from . import hub, paramcount
+from . import endpoints, hub, paramcount
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -95,7 +95,8 @@ class Plan:
     def summary(self) -> str:
         gib = lambda b: f"{b / GiB:.1f} GiB"  # noqa: E731
         if self.free_bytes is None:
-            return "memory plan: cpu (no CUDA device): every role runs on the CPU"
+            served = any(e.source == "remote" for e in self.roles.values())
+            return "memory plan: cpu (no CUDA device): every " + ("local " if served else "") + "role runs on the CPU"
         parts = [f"{r} {gib(e.bytes)}" + (f" (shared with {e.shared_with})" if e.shared_with else "")
                  for r, e in self.roles.items()]
         free = "no CUDA" if self.free_bytes is None else f"{gib(self.free_bytes)} free"
@@ -175,10 +176,13 @@ def estimate_roles(config: "Config", llm_choice: tuple[str, str | None, str]) ->
     out["generator"] = RoleEstimate("generator", g.model, sum(comps.values()), _gen_work(config, per), src, comps)
 
     c = config.captioner
-    parts, src = _model_params(c.model, "transformers")
-    out["captioner"] = RoleEstimate("captioner", c.model, int(sum((parts or {}).values()) *
-                                                              _per_param(c.dtype, c.quantization)),
-                                    VLM_WORK if c.model != "tiny" else 0, src)
+    if c.backend == "openai":  # a served captioner: on the endpoint's server
+        out["captioner"] = RoleEstimate("captioner", c.model, 0, 0, "remote", note="not on the GPU")
+    else:
+        parts, src = _model_params(c.model, "transformers")
+        out["captioner"] = RoleEstimate("captioner", c.model, int(sum((parts or {}).values()) *
+                                                                  _per_param(c.dtype, c.quantization)),
+                                        VLM_WORK if c.model != "tiny" else 0, src)
 
     backend, model, _ = llm_choice
     if backend == "vlm" and model in (None, c.model):  # llms/vlm_llm.py shares the captioner's copy
@@ -193,7 +197,10 @@ def estimate_roles(config: "Config", llm_choice: tuple[str, str | None, str]) ->
                                   note="not on the GPU")
 
     s = config.scorer
-    if s.backend == "vlm-judge" and s.model in (None, c.model):
+    if endpoints.judge_served(config):  # vlm-judge asking an endpoint
+        out["scorer"] = RoleEstimate("scorer", endpoints.judge_endpoint(config).model or "", 0, 0, "remote",
+                                     note="not on the GPU")
+    elif s.backend == "vlm-judge" and s.model in (None, c.model):
         out["scorer"] = RoleEstimate("scorer", c.model, 0, 0, "shared", shared_with="captioner")
     else:
         default = "videophysics/videophy_2_auto" if s.backend == "videophy2" else "videophysics/videocon_physics"

@@ -104,6 +104,9 @@ def check_before_load(config: "Config", plan: Any) -> None:
         if plan.roles[role].shared_with == "captioner":
             check_shared(role, mode, config.captioner.quantization)
             continue  # the same setting: checked as the captioner's
+        if plan.roles[role].source == "remote":  # a served role: its weights are on the endpoint's server
+            raise ConfigError(f"{key}={mode} does not apply to the {role} backend '{backend}' (the model runs on the "
+                              f"endpoint's server; quantize it there); set {key}=none.")
         try:
             cls = registry.resolve(role, backend)
         except Phyt2vError:

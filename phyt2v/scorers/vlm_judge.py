@@ -3,7 +3,9 @@
 SA: ``Does this video entail the description: "{prompt}"?`` (prompt = the user's ORIGINAL prompt);
 PC: ``Does this video follow the physical laws?``. Each score is P(Yes) / (P(Yes) + P(No)) at the
 first answer token = sigmoid(logit_Yes - logit_No). Not the VideoPhy metric itself (that is
-``videocon``); a cheap stand-in that shares one model copy with the captioner.
+``videocon``); a cheap stand-in that shares one model copy with the captioner. When the captioner is served
+(``captioner.backend: openai``) or ``scorer.base_url`` is set, the same questions go to that endpoint and the
+scores come from its logprobs (``served_judge.py``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from ..config import check_options
 from ..errors import BackendError, InputError
 from ..roles import Scores
+from .judge_questions import PC_QUESTION, SA_QUESTION
+
+__all__ = ["PC_QUESTION", "SA_QUESTION", "VLMJudgeScorer", "answer_token_id", "sigmoid"]
 
 if TYPE_CHECKING:
     from ..config import Config
-
-SA_QUESTION = 'Does this video entail the description: "{prompt}"?'
-PC_QUESTION = "Does this video follow the physical laws?"
 
 
 def answer_token_id(tokenizer: Any, word: str) -> int:
@@ -41,7 +43,8 @@ class VLMJudgeScorer:
 
     backend = "vlm-judge"
     quantization_path = "transformers"
-    reads_config = {"captioner": ("model", "device", "dtype", "quantization")}  # shares its copy (registry key)
+    # shares the captioner's copy, or its endpoint when the captioner is served (registry key)
+    reads_config = {"captioner": ("model", "device", "dtype", "quantization", "backend", "base_url", "api_key_env")}
 
     def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, num_frames: int = 8,
                  frame_size: int = 448, device: str = "auto", dtype: str = "auto", quantization: str = "none"):
@@ -57,7 +60,14 @@ class VLMJudgeScorer:
         self.no_id = answer_token_id(tok, "No")
 
     @classmethod
-    def from_config(cls, config: "Config") -> "VLMJudgeScorer":
+    def from_config(cls, config: "Config") -> Any:
+        """The local judge; over an endpoint (the captioner is served, or scorer.base_url is set) the served one."""
+        from ..runtime.endpoints import judge_served
+
+        if judge_served(config):
+            from .served_judge import ServedJudgeScorer
+
+            return ServedJudgeScorer.from_config(config)
         s, c = config.scorer, config.captioner
         check_options("scorer", "vlm-judge", s.options)
         if s.model in (None, c.model):  # share the captioner's copy: same path, device, dtype and quantization
