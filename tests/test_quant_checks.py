@@ -29,7 +29,13 @@ PROMPT = "a ball falls onto the floor"
 def gpu(monkeypatch):
     """A CUDA machine as the checks see it: device cuda:0, compute capability 9.0, torchao and bitsandbytes 0.48.2
     installed. Tests change ``gpu.capability``, ``gpu.missing`` and ``gpu.bnb``."""
+    import diffusers
     import torch
+
+    # diffusers decides at import which optional packages exist (bitsandbytes for its LoRA loaders): import it and
+    # the pipelines the tests build before find_spec is stubbed below, or it would believe the stub
+    for name in ("CogVideoXPipeline", "WanPipeline"):
+        getattr(diffusers, name)
 
     class State:
         capability, missing, bnb = (9, 0), set(), "0.48.2"
