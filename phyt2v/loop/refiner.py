@@ -99,7 +99,8 @@ class Refiner:
     def plan(self) -> memplan.Plan:
         """The memory plan (once): raises ConfigError, before any weights load, when a role cannot fit."""
         if self._plan is None:
-            self._plan = memplan.run_plan(self.config)
+            with registry.LOAD_LOCK:  # the plan counts parameters on meta-device models: never beside a load
+                self._plan = memplan.run_plan(self.config)
             self._swapper = memplan.swapper_for(self._plan)
             log.info(self._plan.summary())
             log.info(self._plan.llm_line())
