@@ -202,3 +202,51 @@ def test_a_lane_runs_the_oldest_run_first():
         t.join()
     lane.close()
     assert ran == [1, 2, 3]
+
+
+def test_a_pipelined_refiner_gives_the_oldest_run_the_gpu_first(tmp_path):
+    """Three runs of one Refiner in flight, started in order (run orders 1, 2, 3). Run 1's generate holds the GPU
+    lane while run 3, then run 2 (its rules reply is slower) queue their generates: when the lane frees, run 2's
+    generate goes first, though it arrived last (the Refiner passes each run's order to the lanes)."""
+    prompts = ["a ball rolls down a ramp", "water pours into a glass", "ice melts on a hot pan"]
+    rules_delay = {prompts[0]: 0.0, prompts[1]: 0.5, prompts[2]: 0.1}
+
+    def answer(messages):
+        step = step_of(messages)
+        if step == "rules":
+            text = " ".join(m["content"] for m in messages)
+            time.sleep(next(d for p, d in rules_delay.items() if p in text))
+            return json.dumps(RULES)
+        return mismatch("the ball floats") if step == "mismatch" else refinement("a refined prompt")
+
+    class HoldFirst(FakeGenerator):
+        def generate(self, prompt, **kw):
+            if not self.calls:
+                time.sleep(1.0)  # the GPU lane is busy while the other runs queue their generates
+            return super().generate(prompt, **kw)
+
+    from doubles import ScriptedLLM
+
+    cfg = load_config(llm={"backend": "openai", "base_url": "http://127.0.0.1:9/v1"},
+                      loop={"max_rounds": 1, "min_rounds": 1}, out=str(tmp_path))
+    started = [threading.Event() for _ in prompts]
+    seen = []
+
+    def on_event(ev):
+        if ev.kind == "run_start":
+            started[len(seen)].set()
+            seen.append(ev.data["run_dir"])
+
+    gen = HoldFirst()
+    ref = Refiner(cfg, llm=ScriptedLLM(answer), generator=gen, captioner=FakeCaptioner(), scorer=HashScorer(),
+                  on_event=on_event)
+    results, threads = {}, []
+    with ref.pipeline(3):
+        for i, p in enumerate(prompts):  # run i+1 starts once run i has its order
+            threads.append(threading.Thread(target=lambda i=i, p=p: results.setdefault(i, ref.refine(p))))
+            threads[-1].start()
+            assert started[i].wait(10)
+        for t in threads:
+            t.join(30)
+    assert [results[i].record.status for i in range(3)] == ["finished"] * 3
+    assert gen.calls == prompts, gen.calls  # by age, not arrival (arrival: runs 1, 3, 2)
