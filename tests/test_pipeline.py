@@ -250,3 +250,54 @@ def test_a_pipelined_refiner_gives_the_oldest_run_the_gpu_first(tmp_path):
             t.join(30)
     assert [results[i].record.status for i in range(3)] == ["finished"] * 3
     assert gen.calls == prompts, gen.calls  # by age, not arrival (arrival: runs 1, 3, 2)
+
+
+def test_worker_threads_use_the_cuda_device_the_main_thread_chose(tmp_path, monkeypatch):
+    """torch keeps the current CUDA device per thread. Under ``accelerate launch`` the main thread of rank 1 calls
+    ``torch.cuda.set_device(1)``; the GPU and LLM lane threads and the prompt threads of a pipelined batch must
+    resolve 'auto' to that device too, not to the default cuda:0. (torch.cuda stubbed: a per-thread index.)"""
+    import torch
+
+    from phyt2v.runtime import memplan
+    from phyt2v.runtime.devices import resolve_device
+
+    current = threading.local()
+
+    def set_device(d):
+        current.index = d if isinstance(d, int) else torch.device(d).index
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: getattr(current, "index", 0))
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setattr(memplan, "free_for_run", lambda: 80 * 2**30)
+    seen: list[tuple[str, str]] = []
+
+    def record(result):
+        seen.append((threading.current_thread().name, resolve_device("auto", "device")))
+        return result
+
+    class Where:
+        """A double that records the thread and the device 'auto' resolves to at every call."""
+
+        def __init__(self, inner):
+            self.inner, self.backend, self.model_id = inner, inner.backend, inner.model_id
+            self.max_prompt_tokens = getattr(inner, "max_prompt_tokens", None)
+            self.supports_schema = False
+
+        def __getattr__(self, name):
+            fn = getattr(self.inner, name)
+            return lambda *a, **kw: record(fn(*a, **kw))
+
+    from doubles import physics_llm
+
+    cfg = load_config(llm={"backend": "embedded"}, loop={"max_rounds": 1, "min_rounds": 1})
+    torch.cuda.set_device(1)  # what batch/shards.distributed_shard does on the main thread of local rank 1
+    ref = Refiner(cfg, llm=Where(physics_llm()), generator=Where(FakeGenerator()), captioner=Where(FakeCaptioner()),
+                  scorer=Where(HashScorer()))
+    src = tmp_path / "prompts.txt"
+    src.write_text("\n".join(PROMPTS[:3]) + "\n")
+    summary = Batch(load_source(str(src)), cfg, out=tmp_path / "b", refiner=ref, concurrency=3).run()
+    assert summary.finished == 3
+    threads = {name.split("_")[0] for name, _ in seen}
+    assert {"phyt2v-gpu", "phyt2v-llm", "phyt2v-prompt"} <= threads, threads  # every kind of worker was seen
+    assert {dev for _, dev in seen} == {"cuda:1"}, sorted(set(seen))

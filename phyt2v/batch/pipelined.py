@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable
 
 from ..errors import Interrupted
+from ..runtime.devices import cuda_index, use_cuda_index
 
 _SKIPPED = object()
 
@@ -47,7 +48,9 @@ def pipelined_pass(run_one: Callable[[Any], Any], items: list[Any], k: int, *, t
         for fut in futures:
             fut.cancel()  # prompts not started yet stay untouched
 
-    pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix="phyt2v-prompt")
+    # each prompt thread works on the CUDA device of the calling thread (torch keeps it per thread)
+    pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix="phyt2v-prompt", initializer=use_cuda_index,
+                              initargs=(cuda_index(),))
     futures: dict[Future, Any] = {pool.submit(one, it): it for it in items}
     try:
         pending = set(futures)

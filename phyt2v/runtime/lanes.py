@@ -8,6 +8,9 @@ thread calls it, so K requests are in flight together and their latency overlaps
 
 Without a pipeline (``refine``, ``batch`` at concurrency 1) every lane is inline: the caller's own thread.
 A job given to the lane it already runs on runs at once (a step that loads a model on its own lane).
+
+torch keeps the current CUDA device per thread: a lane's thread takes the device current in the thread that made
+the lane (the main thread, pinned to its GPU under ``accelerate launch``), so 'auto' resolves to the same GPU there.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
+
+from .devices import cuda_index, use_cuda_index
 
 T = TypeVar("T")
 _here = threading.local()
@@ -33,8 +38,9 @@ class Lane:
     interleave the prompts' steps, finish their GPU work together and leave the GPU idle while they all
     wait on the LLM at once."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, device: int | None = None):
         self.name = name
+        self.device = device  # the CUDA device index its thread works on (None: no CUDA, or the default)
         self.spans: list[tuple[float, float]] = []  # (start, end) of each job, perf_counter seconds
         self._heap: list[tuple[float, int, Callable[[], Any], Future]] = []
         self._order = itertools.count()
@@ -56,6 +62,7 @@ class Lane:
 
     def _serve(self) -> None:
         _here.lane = self
+        use_cuda_index(self.device)
         while True:
             with self._cv:
                 while not self._heap and not self._closed:
@@ -128,10 +135,13 @@ def llm_lane_kind(plan_llm: dict[str, Any], llm_device: str, gpu_in_use: bool) -
 
 
 def pipeline_lanes(kind: str) -> Lanes:
-    gpu = Lane("gpu")
+    """The lanes of a pipeline whose LLM lane is ``kind`` (``llm_lane_kind``); their threads work on the CUDA
+    device current in the calling thread."""
+    device = cuda_index()
+    gpu = Lane("gpu", device)
     if kind == "none":
         return Lanes(gpu, None, [gpu])
     if kind == "gpu":
         return Lanes(gpu, gpu, [gpu])
-    llm = Lane("llm")
+    llm = Lane("llm", device)
     return Lanes(gpu, llm, [gpu, llm])
