@@ -148,6 +148,7 @@ def test_roles_without_modules_on_the_device_are_not_wrapped(tmp_path):
     assert (id(on_cpu.model), "gpu") in moves.log and fake_gpu.active == "llm"
 
 
+@pytest.mark.slow
 def test_an_offloaded_generator_is_never_moved_by_the_swapper(tmp_path):
     """Under the ``offload`` placement diffusers' own hooks keep the generator off the GPU when idle: the
     swapper parks the other roles for it but never moves it (``swapper_for`` skips it). Under ``swap`` it moves."""
