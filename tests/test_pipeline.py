@@ -301,3 +301,26 @@ def test_worker_threads_use_the_cuda_device_the_main_thread_chose(tmp_path, monk
     threads = {name.split("_")[0] for name, _ in seen}
     assert {"phyt2v-gpu", "phyt2v-llm", "phyt2v-prompt"} <= threads, threads  # every kind of worker was seen
     assert {dev for _, dev in seen} == {"cuda:1"}, sorted(set(seen))
+
+
+def test_a_lane_that_cannot_take_its_device_fails_its_jobs_instead_of_hanging(monkeypatch):
+    import torch
+
+    def refuse(d):
+        raise RuntimeError("CUDA error: invalid device ordinal")
+
+    monkeypatch.setattr(torch.cuda, "set_device", refuse)
+    lane, box = Lane("gpu", device=7), {}
+
+    def call():
+        try:
+            box["value"] = lane.call(lambda: "ran")
+        except RuntimeError as e:
+            box["error"] = e
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "the job hung on a lane whose thread could not take its device"
+    assert "invalid device ordinal" in str(box.get("error")) and "value" not in box
+    lane.close()

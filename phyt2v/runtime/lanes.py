@@ -81,7 +81,11 @@ class Lane:
 
     def _serve(self) -> None:
         _here.lane = self
-        use_cuda_index(self.device)
+        broken: BaseException | None = None
+        try:
+            use_cuda_index(self.device)
+        except Exception as e:  # noqa: BLE001  (every job gets it: a lane that cannot take its device runs nothing)
+            broken = e
         while True:
             with self._cv:
                 while not self._heap and not self._closed:
@@ -93,6 +97,9 @@ class Lane:
                 continue
             if self.should_stop():  # queued before the stop: it does not start
                 fut.set_exception(not_started(self.name))
+                continue
+            if broken is not None:
+                fut.set_exception(broken)
                 continue
             t0 = time.perf_counter()
             try:
