@@ -23,7 +23,7 @@ def record_loads(monkeypatch) -> list[tuple[str, float, float]]:
     spans: list[tuple[str, float, float]] = []
     lock = threading.Lock()
     for role in registry.ROLES:
-        for name in registry.BUILTINS[role]:
+        for name in registry.available(role):
             cls = registry.resolve(role, name)
             real = cls.__dict__.get("from_config")
             if real is None:
