@@ -12,6 +12,7 @@ from llm_servers import StepServer
 
 from phyt2v import Refiner, registry
 from phyt2v.config import load_config
+from phyt2v.errors import Phyt2vError
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,10 @@ def record_loads(monkeypatch) -> list[tuple[str, float, float]]:
     lock = threading.Lock()
     for role in registry.ROLES:
         for name in registry.available(role):
-            cls = registry.resolve(role, name)
+            try:
+                cls = registry.resolve(role, name)
+            except Phyt2vError:  # a plugin whose package is missing: nothing of it loads here
+                continue
             real = cls.__dict__.get("from_config")
             if real is None:
                 continue
