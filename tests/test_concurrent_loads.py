@@ -1,9 +1,12 @@
 """Two Refiners in two threads of one process (the Python API) load the real tiny smoke models: both runs
-finish, and no two model loads ever run at once (diffusers / transformers loading patches process-wide
-state: the default dtype, ``nn.Module.register_parameter``, the init functions)."""
+finish, no two model loads ever run at once (diffusers / transformers loading patches process-wide
+state: the default dtype, ``nn.Module.register_parameter``, the init functions), and no two GPU steps run at once
+(the two Refiners share the loaded backends through the registry's cache; a diffusers pipeline is not
+thread-safe: two generates on one pipeline at once fail with mismatched tensor sizes)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -45,9 +48,32 @@ def record_loads(monkeypatch) -> list[tuple[str, float, float]]:
     return spans
 
 
+def record_generates(monkeypatch, hold_s: float) -> list[tuple[float, float]]:
+    """(start, end) of every generate of the diffusers backend; each holds ``hold_s`` longer (a wider window for
+    a second thread's generate to run beside it, as a real 5-minute one would)."""
+    from phyt2v.generators.diffusers_gen import DiffusersGenerator
+
+    spans: list[tuple[float, float]] = []
+    real = DiffusersGenerator.generate
+
+    @functools.wraps(real)
+    def timed(self, *a, **kw):
+        t0 = time.perf_counter()
+        try:
+            out = real(self, *a, **kw)
+            time.sleep(hold_s)
+            return out
+        finally:
+            spans.append((t0, time.perf_counter()))
+
+    monkeypatch.setattr(DiffusersGenerator, "generate", timed)
+    return spans
+
+
 def test_two_refiners_in_two_threads_load_one_at_a_time_and_both_finish(tmp_path, monkeypatch):
     registry.clear_cache()
     spans = record_loads(monkeypatch)
+    gens = record_generates(monkeypatch, 0.3)
     results: dict[int, object] = {}
     errors: dict[int, BaseException] = {}
     gate = threading.Barrier(2)
@@ -78,3 +104,6 @@ def test_two_refiners_in_two_threads_load_one_at_a_time_and_both_finish(tmp_path
     spans.sort(key=lambda s: s[1])
     for (a, a0, a1), (b, b0, b1) in zip(spans, spans[1:]):
         assert b0 >= a1, f"{b} started loading at {b0:.3f} while {a} was loading until {a1:.3f}"
+    gens.sort()
+    assert len(gens) == 2  # one round each, on the one shared pipeline
+    assert gens[1][0] >= gens[0][1], "two generates ran at once on the shared pipeline"

@@ -14,6 +14,10 @@ Stopping: once ``should_stop()`` is true, no job starts: a job still waiting in 
 finishes. ``close(wait=False)`` (a second Ctrl-C) fails the waiting jobs at once and does not wait for the one in
 progress (its lane thread is a daemon: the process may end under it).
 
+Every GPU step of the process (``kind`` "gpu": load, generate, caption, score) holds ``GPU_LOCK`` while it runs,
+whichever Refiner and lane it comes from: two Refiners in one process share their loaded backends through the
+registry's cache, and a diffusers pipeline is not thread-safe (two generates on one pipeline at once fail).
+
 torch keeps the current CUDA device per thread: a lane's thread takes the device current in the thread that made
 the lane (the main thread, pinned to its GPU under ``accelerate launch``), so 'auto' resolves to the same GPU there.
 """
@@ -33,6 +37,7 @@ from .devices import cuda_index, use_cuda_index
 
 T = TypeVar("T")
 _here = threading.local()
+GPU_LOCK = threading.RLock()  # one GPU step at a time in this process
 StopCheck = Callable[[], bool]
 
 
@@ -151,15 +156,24 @@ class Lanes:
 
     def call(self, kind: str, fn: Callable[[], T], priority: float = 0) -> T:
         lane = self.gpu if kind == "gpu" else self.llm
+        job = _holding(GPU_LOCK, fn) if kind == "gpu" else fn
         if lane is not None:
-            return lane.call(fn, priority)
+            return lane.call(job, priority)
         if self.should_stop():
             raise not_started(kind)
-        return fn()
+        return job()
 
     def close(self, wait: bool = True) -> None:
         for lane in self.owned:
             lane.close(wait)
+
+
+def _holding(lock: Any, fn: Callable[[], T]) -> Callable[[], T]:
+    def job() -> T:
+        with lock:
+            return fn()
+
+    return job
 
 
 def remote_llm(plan_llm: dict[str, Any]) -> bool:
