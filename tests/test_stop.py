@@ -177,15 +177,15 @@ def records(out: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_a_second_ctrl_c_ends_a_pipelined_batch_at_once_and_the_rerun_resumes(tmp_path):
-    """The smoke batch, three prompts in flight, its LLM a loopback server that takes 6 s per reply (a slow remote
+    """The smoke batch, three prompts in flight, its LLM a loopback server that takes 15 s per reply (a slow remote
     API). Ctrl-C once when a prompt has scored round 1 (its mismatch request is then in flight), again 0.5 s later:
-    the process ends within seconds with code 130, without waiting for the requests in flight; the rerun finishes
-    every prompt, keeping the steps that were written."""
+    the process ends within seconds with code 130, without waiting for the request in flight (before the fix it
+    waited for it, and for every queued step); the rerun finishes every prompt, keeping the steps that were written."""
     src = tmp_path / "prompts.txt"
     src.write_text("\n".join(E2E_PROMPTS) + "\n")
     out = tmp_path / "out"
     env = {**os.environ, **ENV}
-    with StepServer(delay_s=6.0) as server:
+    with StepServer(delay_s=15.0) as server:
         proc = subprocess.Popen(batch_cmd(src, out, server.base_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=env)
         try:
@@ -205,10 +205,10 @@ def test_a_second_ctrl_c_ends_a_pipelined_batch_at_once_and_the_rerun_resumes(tm
                 proc.kill()
                 proc.wait(10)
         assert proc.returncode == 130, err[-3000:]
-        assert took < 5.0, f"the second Ctrl-C took {took:.1f} s to end the batch"
-        assert "Traceback" not in err and "resume" in err
+        assert took < 8.0, f"the second Ctrl-C took {took:.1f} s to end the batch: {err[-2000:]}"
+        assert "Traceback" not in err and "resume" in err, err[-3000:]
         before = records(out)
-        assert before and all(r["status"] in ("running", "interrupted") for r in before.values())
+        assert before and all(r["status"] in ("running", "interrupted") for r in before.values()), before
         server.delay_s = 0.0
         again = subprocess.run(batch_cmd(src, out, server.base_url), capture_output=True, text=True, timeout=900,
                                env=env)
