@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import importlib
+import threading
 from collections import Counter
 from importlib.metadata import entry_points
 from dataclasses import dataclass
@@ -147,6 +148,12 @@ def check_before_load(role: str, config: "Config") -> None:
 
 
 _BUILT: dict[tuple[str, str], Any] = {}
+
+# One model load at a time in this process: diffusers' and transformers' ``from_pretrained`` change process-wide
+# state while they build a model (the default dtype, ``nn.Module.register_parameter`` for meta-device init, the
+# init functions), so two loads in two threads corrupt each other ("Cannot copy out of meta tensor", weights
+# reported MISSING and left random). Re-entrant: a backend may build another (the LLM's shared VLM).
+LOAD_LOCK = threading.RLock()
 _CLEARERS: list[Callable[[], None]] = []
 
 
@@ -185,10 +192,16 @@ def build(role: str, config: "Config", *, cache: bool = True) -> Any:
     same role settings: a second Refiner, or a batch over many prompts, reuses it. A backend class with
     ``load_settings(config)`` and ``reconfigure(config)`` (the generators) loads once per load-time
     settings: other settings (steps, size, frames, guidance) reuse the loaded weights; a load with other
-    load-time settings replaces (and frees) the one held."""
+    load-time settings replaces (and frees) the one held. Builds are serialised process-wide (``LOAD_LOCK``);
+    a thread that waited gets the backend the other thread just built."""
+    cls = resolve(role, getattr(config, role).backend)
+    with LOAD_LOCK:
+        return _build(role, config, cls, cache)
+
+
+def _build(role: str, config: "Config", cls: type, cache: bool) -> Any:
     import json
 
-    cls = resolve(role, getattr(config, role).backend)
     key = _cache_key(role, config, cls)
     if cache and key in _BUILT:
         return _BUILT[key]

@@ -156,6 +156,7 @@ class StepServer(_Loopback):
 
     def __init__(self, delay_s: float = 0.0):
         self.delay_s, self.count = delay_s, 0
+        self.spans: list[tuple[float, float]] = []  # (arrival, reply) of each chat request, perf_counter seconds
         self._lock = threading.Lock()
 
     @staticmethod
@@ -183,11 +184,13 @@ class StepServer(_Loopback):
                 self._send({"object": "list", "data": [{"id": "step-server", "object": "model"}]})
 
             def do_POST(self) -> None:
+                t0 = time.perf_counter()
                 n = int(self.headers.get("Content-Length") or 0)
                 data = json.loads(self.rfile.read(n) or b"{}")
                 time.sleep(owner.delay_s)
                 with owner._lock:
                     owner.count += 1
+                    owner.spans.append((t0, time.perf_counter()))
                 self._send(chat_body(owner.answer(data.get("messages") or [])))
 
             def _send(self, body: Any) -> None:

@@ -141,3 +141,58 @@ def test_model_call_time_survives_sigkill(tmp_path):
     saved = sum(c["duration_s"] for c in calls)  # the killed call never returned, so it is not counted
     assert len(calls) == 6 and saved > 0
     assert rec.timings["model_calls_s"] == pytest.approx(saved, abs=2e-3)
+
+
+def test_lock_is_held_per_thread_too(tmp_path):
+    """Re-entrant within the owning thread only: another thread of the same process is refused (False from
+    try_acquire, RunLocked from acquire) until the owner releases its last hold."""
+    import threading
+
+    held, release, seen = threading.Event(), threading.Event(), {}
+
+    def owner():
+        with FolderLock(tmp_path / "run"):
+            seen["reentrant"] = FolderLock(tmp_path / "run").try_acquire()
+            FolderLock(tmp_path / "run").release()
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=owner)
+    t.start()
+    assert held.wait(10)
+    try:
+        assert seen["reentrant"] is True
+        assert FolderLock(tmp_path / "run").try_acquire() is False
+        with pytest.raises(RunLocked, match="another thread of this process"):
+            FolderLock(tmp_path / "run").acquire()
+    finally:
+        release.set()
+        t.join(10)
+    assert FolderLock(tmp_path / "run").try_acquire() is True  # freed by the owner: this thread gets it
+    FolderLock(tmp_path / "run").release()
+
+
+def test_two_threads_refining_one_prompt_one_is_refused(tmp_path):
+    """Two threads of one process refine the same prompt into one folder (the Python API): the second
+    gets RunLocked while the first runs; one run.json, written by one run."""
+    import threading
+
+    started, go = threading.Event(), threading.Event()
+
+    def slow(prompt):
+        started.set()
+        go.wait(10)
+
+    ref, parts = make(tmp_path, [(0.2, 0.2), (0.3, 0.3)], gen=FakeGenerator(on_generate=slow))
+    first: dict = {}
+    t = threading.Thread(target=lambda: first.setdefault("res", ref.refine(PROMPT)))
+    t.start()
+    try:
+        assert started.wait(10)
+        other, _ = make(tmp_path, [(0.5, 0.5)])
+        with pytest.raises(RunLocked):
+            other.refine(PROMPT)
+    finally:
+        go.set()
+        t.join(30)
+    assert first["res"].record.status == "finished" and len(parts["generator"].calls) == 2

@@ -202,3 +202,125 @@ def test_a_lane_runs_the_oldest_run_first():
         t.join()
     lane.close()
     assert ran == [1, 2, 3]
+
+
+def test_a_pipelined_refiner_gives_the_oldest_run_the_gpu_first(tmp_path):
+    """Three runs of one Refiner in flight, started in order (run orders 1, 2, 3). Run 1's generate holds the GPU
+    lane while run 3, then run 2 (its rules reply is slower) queue their generates: when the lane frees, run 2's
+    generate goes first, though it arrived last (the Refiner passes each run's order to the lanes)."""
+    prompts = ["a ball rolls down a ramp", "water pours into a glass", "ice melts on a hot pan"]
+    rules_delay = {prompts[0]: 0.0, prompts[1]: 0.5, prompts[2]: 0.1}
+
+    def answer(messages):
+        step = step_of(messages)
+        if step == "rules":
+            text = " ".join(m["content"] for m in messages)
+            time.sleep(next(d for p, d in rules_delay.items() if p in text))
+            return json.dumps(RULES)
+        return mismatch("the ball floats") if step == "mismatch" else refinement("a refined prompt")
+
+    class HoldFirst(FakeGenerator):
+        def generate(self, prompt, **kw):
+            if not self.calls:
+                time.sleep(1.0)  # the GPU lane is busy while the other runs queue their generates
+            return super().generate(prompt, **kw)
+
+    from doubles import ScriptedLLM
+
+    cfg = load_config(llm={"backend": "openai", "base_url": "http://127.0.0.1:9/v1"},
+                      loop={"max_rounds": 1, "min_rounds": 1}, out=str(tmp_path))
+    started = [threading.Event() for _ in prompts]
+    seen = []
+
+    def on_event(ev):
+        if ev.kind == "run_start":
+            started[len(seen)].set()
+            seen.append(ev.data["run_dir"])
+
+    gen = HoldFirst()
+    ref = Refiner(cfg, llm=ScriptedLLM(answer), generator=gen, captioner=FakeCaptioner(), scorer=HashScorer(),
+                  on_event=on_event)
+    results, threads = {}, []
+    with ref.pipeline(3):
+        for i, p in enumerate(prompts):  # run i+1 starts once run i has its order
+            threads.append(threading.Thread(target=lambda i=i, p=p: results.setdefault(i, ref.refine(p))))
+            threads[-1].start()
+            assert started[i].wait(10)
+        for t in threads:
+            t.join(30)
+    assert [results[i].record.status for i in range(3)] == ["finished"] * 3
+    assert gen.calls == prompts, gen.calls  # by age, not arrival (arrival: runs 1, 3, 2)
+
+
+def test_worker_threads_use_the_cuda_device_the_main_thread_chose(tmp_path, monkeypatch):
+    """torch keeps the current CUDA device per thread. Under ``accelerate launch`` the main thread of rank 1 calls
+    ``torch.cuda.set_device(1)``; the GPU and LLM lane threads and the prompt threads of a pipelined batch must
+    resolve 'auto' to that device too, not to the default cuda:0. (torch.cuda stubbed: a per-thread index.)"""
+    import torch
+
+    from phyt2v.runtime import memplan
+    from phyt2v.runtime.devices import resolve_device
+
+    current = threading.local()
+
+    def set_device(d):
+        current.index = d if isinstance(d, int) else torch.device(d).index
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: getattr(current, "index", 0))
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setattr(memplan, "free_for_run", lambda: 80 * 2**30)
+    seen: list[tuple[str, str]] = []
+
+    def record(result):
+        seen.append((threading.current_thread().name, resolve_device("auto", "device")))
+        return result
+
+    class Where:
+        """A double that records the thread and the device 'auto' resolves to at every call."""
+
+        def __init__(self, inner):
+            self.inner, self.backend, self.model_id = inner, inner.backend, inner.model_id
+            self.max_prompt_tokens = getattr(inner, "max_prompt_tokens", None)
+            self.supports_schema = False
+
+        def __getattr__(self, name):
+            fn = getattr(self.inner, name)
+            return lambda *a, **kw: record(fn(*a, **kw))
+
+    from doubles import physics_llm
+
+    cfg = load_config(llm={"backend": "embedded"}, loop={"max_rounds": 1, "min_rounds": 1})
+    torch.cuda.set_device(1)  # what batch/shards.distributed_shard does on the main thread of local rank 1
+    ref = Refiner(cfg, llm=Where(physics_llm()), generator=Where(FakeGenerator()), captioner=Where(FakeCaptioner()),
+                  scorer=Where(HashScorer()))
+    src = tmp_path / "prompts.txt"
+    src.write_text("\n".join(PROMPTS[:3]) + "\n")
+    summary = Batch(load_source(str(src)), cfg, out=tmp_path / "b", refiner=ref, concurrency=3).run()
+    assert summary.finished == 3
+    threads = {name.split("_")[0] for name, _ in seen}
+    assert {"phyt2v-gpu", "phyt2v-llm", "phyt2v-prompt"} <= threads, threads  # every kind of worker was seen
+    assert {dev for _, dev in seen} == {"cuda:1"}, sorted(set(seen))
+
+
+def test_a_lane_that_cannot_take_its_device_fails_its_jobs_instead_of_hanging(monkeypatch):
+    import torch
+
+    def refuse(d):
+        raise RuntimeError("CUDA error: invalid device ordinal")
+
+    monkeypatch.setattr(torch.cuda, "set_device", refuse)
+    lane, box = Lane("gpu", device=7), {}
+
+    def call():
+        try:
+            box["value"] = lane.call(lambda: "ran")
+        except RuntimeError as e:
+            box["error"] = e
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "the job hung on a lane whose thread could not take its device"
+    assert "invalid device ordinal" in str(box.get("error")) and "value" not in box
+    lane.close()

@@ -260,7 +260,8 @@ class Batch:
                 while pending:
                     if k > 1 and len(pending) > 1:
                         locked = pipelined_pass(self.try_one, pending, k, tally=summary.tally,
-                                                request_stop=self.refiner().request_stop)
+                                                request_stop=self.refiner().request_stop,
+                                                stop_requested=self.refiner().stop_requested)
                     else:
                         locked = [it for it in pending if summary.tally(self.try_one(it))]
                     if locked and len(locked) == len(pending):

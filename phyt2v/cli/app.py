@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 import typer
 
@@ -62,6 +64,30 @@ def _setup_logging() -> None:
         lg.propagate = False
 
 
+def _exit_now(signum: int, frame: object) -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, RuntimeError, ValueError):  # a write in progress, a closed stream: leave it
+        pass
+    os._exit(130)
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``. phyt2v's worker threads still running (a pipelined batch's prompts abandoned by a second
+    Ctrl-C, in a model call that may take minutes) would keep the interpreter alive until they end: exit without
+    waiting for them (every finished step is on disk already; the unfinished ones are redone on resume). A Ctrl-C
+    while exiting (a second press after the first one's stop completed) ends it at once with 130."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _exit_now)
+    if any(t.name.startswith("phyt2v-") and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     _setup_logging()
     with scrubbed_output():
@@ -77,18 +103,18 @@ def _main(argv: list[str] | None) -> None:
         from rich.text import Text
 
         err.print(Text.assemble(("error: ", "bold red"), scrub(str(e))), highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
+        _exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
-        sys.exit(130)
+        _exit(130)
     except Exception as e:
         # usage errors from click (typer vendors its own copy, so match by behaviour, not class)
         if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
             e.show()
-            sys.exit(e.exit_code)
+            _exit(e.exit_code)
         if type(e).__name__ == "Abort":
             err.print("[red]aborted[/red]")
-            sys.exit(130)
+            _exit(130)
         # a bug or a library failure outside any run: still one line
         if os.environ.get("PHYT2V_DEBUG"):
             raise
@@ -98,5 +124,5 @@ def _main(argv: list[str] | None) -> None:
 
         err.print(Text.assemble(("error: ", "bold red"), f"{type(e).__name__}: {scrub(first_line(e))} "
                                 "(PHYT2V_DEBUG=1 shows the traceback)"), highlight=False, soft_wrap=True)
-        sys.exit(1)
-    sys.exit(rc if isinstance(rc, int) else 0)
+        _exit(1)
+    _exit(rc if isinstance(rc, int) else 0)

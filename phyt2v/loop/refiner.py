@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import socket
 import threading
 import time
@@ -36,6 +35,7 @@ from .budget import rewrite_within_budget
 from .renders import lost_videos
 from .rounds import best_round
 from .run import Event, RefineResult, Run, find_run_dir, run_id, validate_prompt
+from .stopping import StopSwitch
 
 if TYPE_CHECKING:
     from .enhancers import EnhanceResult
@@ -65,15 +65,16 @@ class Refiner:
         self.out = Path(out if out is not None else self.config.out)
         self.on_event = on_event
         self.on_round = on_round
-        self._stop_flag = False
         redact.watch(self.config.llm.api_key_env)
         self._plan: memplan.Plan | None = None
         self._swapper: Any = None
-        self.lanes = lanes_mod.Lanes()  # inline; ``pipeline()`` gives each kind of step its worker
+        # inline; ``pipeline()`` gives each kind of step its worker. No step starts once a stop is requested.
+        self.lanes = lanes_mod.Lanes(should_stop=self.stop_requested)
         self.last_lanes: lanes_mod.Lanes | None = None
         self._local = threading.local()
         self._load_lock = threading.RLock()
         self._emit_lock = threading.RLock()
+        self._stop = StopSwitch(self._emit_lock)  # a stop request is ordered against each step's start event
         self._runs_started = 0
 
     # ------------------------------------------------------------ plumbing
@@ -90,6 +91,7 @@ class Refiner:
         with self._load_lock:
             if self._backends[role] is not None:  # another prompt's thread loaded it meanwhile
                 return
+            self._stop.check(f"loading the {role}")
             self.current_step = f"load {role}"
             self._emit(Event("step_start", step=f"load {role}"))
             t0 = time.perf_counter()
@@ -108,7 +110,8 @@ class Refiner:
     def plan(self) -> memplan.Plan:
         """The memory plan (once): raises ConfigError, before any weights load, when a role cannot fit."""
         if self._plan is None:
-            self._plan = memplan.run_plan(self.config)
+            with registry.LOAD_LOCK:  # the plan counts parameters on meta-device models: never beside a load
+                self._plan = memplan.run_plan(self.config)
             self._swapper = memplan.swapper_for(self._plan)
             log.info(self._plan.summary())
             log.info(self._plan.llm_line())
@@ -123,12 +126,16 @@ class Refiner:
             return
         plan = self.plan()
         kind = lanes_mod.llm_lane_kind(plan.llm, self.config.llm.device, plan.free_bytes is not None)
-        old, self.lanes = self.lanes, lanes_mod.pipeline_lanes(kind)
+        old, self.lanes = self.lanes, lanes_mod.pipeline_lanes(kind, self.stop_requested)
         try:
-            with self._sigint_guard():
+            with self._stop.call(), self._stop.sigint(self.warn):  # a new pass: an earlier stop request is spent
                 yield self.lanes
-        finally:
+        except BaseException:
+            self.lanes.close(wait=False)  # stopped (a second Ctrl-C: steps in progress are abandoned) or failed
+            raise
+        else:
             self.lanes.close()
+        finally:
             self.last_lanes, self.lanes = self.lanes, old  # kept for their busy figures (scripts/bench_batch.py)
 
     def loaded(self, role: str) -> Any:
@@ -137,8 +144,13 @@ class Refiner:
 
     def request_stop(self) -> None:
         """Stop every run of this Refiner after its current step (as a first Ctrl-C does): each raises
-        Interrupted, its finished steps saved."""
-        self._stop_flag = True
+        Interrupted, its finished steps saved. From the moment this returns no step starts (a step queued on a
+        lane, a load, a prompt not begun); the next ``refine``, ``enhance`` or batch pass clears it."""
+        self._stop.request()
+
+    def stop_requested(self) -> bool:
+        """A stop was requested and the calls or passes it stops are still in progress."""
+        return self._stop.requested()
 
     def model_name(self, role: str) -> str:
         b = self._backends[role]
@@ -186,43 +198,25 @@ class Refiner:
         fn = getattr(gen, "tokens_per_word", None)
         return fn() if callable(fn) else None
 
-    @contextmanager
-    def _sigint_guard(self) -> Iterator[None]:
-        """First Ctrl-C: finish and write the current step, then stop. Second: stop now."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        self._stop_flag = False
-
-        def handler(signum, frame):
-            if self._stop_flag:
-                raise KeyboardInterrupt
-            self._stop_flag = True
-            self.warn("Ctrl-C: finishing the current step, then stopping (press again to stop now)")
-
-        old = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, old)
-
     # ------------------------------------------------------------ public API
     def enhance(self, prompt: str) -> "EnhanceResult":
         """Step 1 + one step-back rewrite, no video (for closed video models): ``enhancers.phyt2v_enhance``."""
         from .enhancers import phyt2v_enhance
 
-        return phyt2v_enhance(self, prompt)
+        with self._stop.call():
+            return phyt2v_enhance(self, prompt)
 
     def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
         prompt = validate_prompt(prompt)
         store = RunStore(self.out / run_id if run_id else self.run_dir(prompt))
         if fresh or not self._finished(store):  # a finished run loads nothing: no plan (it may not fit this GPU)
             self.plan()
-        with self._load_lock:  # runs started earlier go first on a shared lane (lanes.Lane)
-            self._runs_started += 1
-            self._local.order = self._runs_started
-        with FolderLock(store.dir):  # a second process on this folder gets RunLocked (exit 2)
-            return self._refine_locked(prompt, store, fresh)
+        with self._stop.call():  # outside a pass and any other run: an earlier stop request is spent
+            with self._load_lock:  # runs started earlier go first on a shared lane (lanes.Lane)
+                self._runs_started += 1
+                self._local.order = self._runs_started
+            with FolderLock(store.dir):  # a second process on this folder gets RunLocked (exit 2)
+                return self._refine_locked(prompt, store, fresh)
 
     def _refine_locked(self, prompt: str, store: RunStore, fresh: bool) -> RefineResult:
         if fresh and any(p.name != FolderLock.NAME for p in store.dir.iterdir()):
@@ -256,7 +250,7 @@ class Refiner:
                                             "rounds_done": len(rec.rounds), "memory_plan": self._plan.summary(),
                                             "llm": dict(self._plan.llm), "llm_line": self._plan.llm_line()}))
         t_run, calls_base = time.perf_counter(), rec.timings.get("model_calls_s", 0.0)
-        with self._sigint_guard():
+        with self._stop.sigint(self.warn):
             try:
                 self._run(Run(rec, store, calls_base=calls_base, order=self._local.order))
             except KeyboardInterrupt:
@@ -312,8 +306,10 @@ class Refiner:
         label = f"final {step.name}" if isinstance(target, FinalRender) else step.name
 
         def work() -> None:
-            self.current_step = label
-            self._emit(Event("step_start", round=k, step=label, run=run.store.dir.name))
+            with self._emit_lock:  # a stop requested before this point is seen: the step does not start
+                self._stop.check(label, run.store.dir)
+                self.current_step = label
+                self._emit(Event("step_start", round=k, step=label, run=run.store.dir.name))
             t0 = time.perf_counter()
             data = step.body(self, run, target) or {}
             self._step_done(run, target, step.name, label, time.perf_counter() - t0, data)
@@ -334,7 +330,7 @@ class Refiner:
         store.save(rec)
         self._emit(Event("step_end", round=target.index if isinstance(target, RoundRecord) else None, step=label,
                          data={"seconds": seconds, **data}, run=store.dir.name))
-        if self._stop_flag:
+        if self._stop.requested():
             raise Interrupted(f"stopped after {label}; finished steps are saved in {store.dir}. "
                               "Run the same command again to resume.")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ..errors import ConfigError
@@ -24,6 +25,24 @@ def resolve_device(device: str | None, key: str) -> str:
         raise ConfigError(f"{key} is '{device}' but CUDA is not available (no CUDA GPU visible); "
                           f"set {key}=auto or cpu, or run on a GPU machine.")
     return device
+
+
+def cuda_index() -> int | None:
+    """The calling thread's current CUDA device (torch keeps one per thread), or None without CUDA. Read it on the
+    thread that chose the device (``torch.cuda.set_device`` under ``accelerate launch``) and hand it to worker
+    threads with :func:`use_cuda_index`; a process that never imported torch set no device (None)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.current_device())
+
+
+def use_cuda_index(index: int | None) -> None:
+    """Make ``index`` the calling thread's current CUDA device (None: leave it), so that 'auto' resolves there."""
+    if index is not None:
+        import torch
+
+        torch.cuda.set_device(index)
 
 
 def resolve_dtype(dtype: str | None, device: str, key: str) -> Any:

@@ -8,6 +8,18 @@ thread calls it, so K requests are in flight together and their latency overlaps
 
 Without a pipeline (``refine``, ``batch`` at concurrency 1) every lane is inline: the caller's own thread.
 A job given to the lane it already runs on runs at once (a step that loads a model on its own lane).
+
+Stopping: once ``should_stop()`` is true, no job starts: a job still waiting in a lane's queue, or given to a lane
+(or run inline) after the stop, raises ``Interrupted`` in its caller instead of running; the job in progress
+finishes. ``close(wait=False)`` (a second Ctrl-C) fails the waiting jobs at once and does not wait for the one in
+progress (its lane thread is a daemon: the process may end under it).
+
+Every GPU step of the process (``kind`` "gpu": load, generate, caption, score) holds ``GPU_LOCK`` while it runs,
+whichever Refiner and lane it comes from: two Refiners in one process share their loaded backends through the
+registry's cache, and a diffusers pipeline is not thread-safe (two generates on one pipeline at once fail).
+
+torch keeps the current CUDA device per thread: a lane's thread takes the device current in the thread that made
+the lane (the main thread, pinned to its GPU under ``accelerate launch``), so 'auto' resolves to the same GPU there.
 """
 
 from __future__ import annotations
@@ -20,8 +32,22 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
+from ..errors import Interrupted
+from .devices import cuda_index, use_cuda_index
+
 T = TypeVar("T")
 _here = threading.local()
+GPU_LOCK = threading.RLock()  # one GPU step at a time in this process
+StopCheck = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
+
+
+def not_started(name: str) -> Interrupted:
+    return Interrupted(f"stopped before the next {name} step started; finished steps are saved. Run the same "
+                       "command again to resume.")
 
 
 class Lane:
@@ -33,8 +59,10 @@ class Lane:
     interleave the prompts' steps, finish their GPU work together and leave the GPU idle while they all
     wait on the LLM at once."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, device: int | None = None, should_stop: StopCheck | None = None):
         self.name = name
+        self.device = device  # the CUDA device index its thread works on (None: no CUDA, or the default)
+        self.should_stop = should_stop or _never  # true: no job starts any more
         self.spans: list[tuple[float, float]] = []  # (start, end) of each job, perf_counter seconds
         self._heap: list[tuple[float, int, Callable[[], Any], Future]] = []
         self._order = itertools.count()
@@ -44,6 +72,8 @@ class Lane:
         self._thread.start()
 
     def call(self, fn: Callable[[], T], priority: float = 0) -> T:
+        if self.should_stop():
+            raise not_started(self.name)
         if getattr(_here, "lane", None) is self:
             return fn()
         fut: Future = Future()
@@ -56,6 +86,11 @@ class Lane:
 
     def _serve(self) -> None:
         _here.lane = self
+        broken: BaseException | None = None
+        try:
+            use_cuda_index(self.device)
+        except Exception as e:  # noqa: BLE001  (every job gets it: a lane that cannot take its device runs nothing)
+            broken = e
         while True:
             with self._cv:
                 while not self._heap and not self._closed:
@@ -64,6 +99,12 @@ class Lane:
                     return
                 _, _, fn, fut = heapq.heappop(self._heap)
             if not fut.set_running_or_notify_cancel():
+                continue
+            if self.should_stop():  # queued before the stop: it does not start
+                fut.set_exception(not_started(self.name))
+                continue
+            if broken is not None:
+                fut.set_exception(broken)
                 continue
             t0 = time.perf_counter()
             try:
@@ -88,11 +129,20 @@ class Lane:
         busy = sum(max(0.0, min(b, end) - a) for a, b in self.spans if a < end)
         return busy / (end - start)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """No more jobs; wait for the queued ones and the one in progress, or (``wait=False``) fail the queued
+        ones with Interrupted and leave the one in progress to finish on its own."""
         with self._cv:
             self._closed = True
+            dropped = [] if wait else [fut for *_, fut in self._heap]
+            if not wait:
+                self._heap.clear()
             self._cv.notify()
-        self._thread.join()
+        for fut in dropped:
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(not_started(self.name))
+        if wait:
+            self._thread.join()
 
 
 @dataclass
@@ -102,14 +152,28 @@ class Lanes:
     gpu: Lane | None = None
     llm: Lane | None = None
     owned: list[Lane] = field(default_factory=list)
+    should_stop: StopCheck = _never  # for the steps run inline
 
     def call(self, kind: str, fn: Callable[[], T], priority: float = 0) -> T:
         lane = self.gpu if kind == "gpu" else self.llm
-        return fn() if lane is None else lane.call(fn, priority)
+        job = _holding(GPU_LOCK, fn) if kind == "gpu" else fn
+        if lane is not None:
+            return lane.call(job, priority)
+        if self.should_stop():
+            raise not_started(kind)
+        return job()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         for lane in self.owned:
-            lane.close()
+            lane.close(wait)
+
+
+def _holding(lock: Any, fn: Callable[[], T]) -> Callable[[], T]:
+    def job() -> T:
+        with lock:
+            return fn()
+
+    return job
 
 
 def remote_llm(plan_llm: dict[str, Any]) -> bool:
@@ -127,11 +191,14 @@ def llm_lane_kind(plan_llm: dict[str, Any], llm_device: str, gpu_in_use: bool) -
     return "gpu"
 
 
-def pipeline_lanes(kind: str) -> Lanes:
-    gpu = Lane("gpu")
+def pipeline_lanes(kind: str, should_stop: StopCheck | None = None) -> Lanes:
+    """The lanes of a pipeline whose LLM lane is ``kind`` (``llm_lane_kind``); their threads work on the CUDA
+    device current in the calling thread; once ``should_stop()`` is true no job starts on any of them."""
+    device, stop = cuda_index(), should_stop or _never
+    gpu = Lane("gpu", device, stop)
     if kind == "none":
-        return Lanes(gpu, None, [gpu])
+        return Lanes(gpu, None, [gpu], stop)
     if kind == "gpu":
-        return Lanes(gpu, gpu, [gpu])
-    llm = Lane("llm")
-    return Lanes(gpu, llm, [gpu, llm])
+        return Lanes(gpu, gpu, [gpu], stop)
+    llm = Lane("llm", device, stop)
+    return Lanes(gpu, llm, [gpu, llm], stop)

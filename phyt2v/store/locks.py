@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -41,26 +42,38 @@ class FolderLock:
     kernel releases it when the holder exits, even after SIGKILL, so a stale file means nothing. The file
     names the holder's pid and host. Taking the lock creates the folder.
 
-    Re-entrant within one process: ``Batch`` holds a run's lock across refine + result line, and
-    ``Refiner.refine`` takes it again."""
+    Re-entrant within the thread that holds it: ``Batch`` holds a run's lock across refine + result line, and
+    ``Refiner.refine`` takes it again in the same thread. Another thread of the same process is refused, as
+    another process is (two threads refining one prompt through the Python API would write one ``run.json``)."""
 
     NAME = ".lock"
-    _held: dict[str, list[Any]] = {}  # lock path -> [fd, depth]
+    _held: dict[str, list[Any]] = {}  # lock path -> [fd, depth, owning thread's ident]
+    _guard = threading.Lock()  # the threads of this process update ``_held`` one at a time
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.path = self.folder / self.NAME
 
     def holder(self) -> str:
+        entry = self._held.get(str(self.path.absolute()))
+        if entry is not None and entry[2] != threading.get_ident():
+            return f"another thread of this process (pid {os.getpid()})"
         try:
             return self.path.read_text(encoding="utf-8").strip() or "another process"
         except OSError:
             return "another process"
 
     def try_acquire(self) -> bool:
+        with self._guard:
+            return self._try_acquire()
+
+    def _try_acquire(self) -> bool:
         key = str(self.path.absolute())
-        if key in self._held:
-            self._held[key][1] += 1
+        entry = self._held.get(key)
+        if entry is not None:
+            if entry[2] != threading.get_ident():
+                return False
+            entry[1] += 1
             return True
         while True:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +95,7 @@ class FolderLock:
             os.close(fd)  # locked a file its holder removed with the folder: lock the new one
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        self._held[key] = [fd, 1]
+        self._held[key] = [fd, 1, threading.get_ident()]
         return True
 
     def acquire(self) -> "FolderLock":
@@ -94,13 +107,14 @@ class FolderLock:
 
     def release(self) -> None:
         key = str(self.path.absolute())
-        entry = self._held.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] == 0:
-            del self._held[key]
-            os.close(entry[0])
+        with self._guard:
+            entry = self._held.get(key)
+            if entry is None or entry[2] != threading.get_ident():
+                return
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._held[key]
+                os.close(entry[0])
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()
