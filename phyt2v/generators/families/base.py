@@ -175,12 +175,16 @@ class Family:
 
 
 def set_flow_shift(pipe: Any, shift: float, family: str) -> float:
-    """Flow shift on the scheduler config (UniPC/DPM: ``flow_shift``; FlowMatchEuler: ``shift``)."""
+    """Flow shift on the scheduler config (UniPC/DPM: ``flow_shift``; FlowMatchEuler: ``shift``), by the key the
+    scheduler's ``__init__`` takes."""
     from ...errors import ConfigError
 
     sched = pipe.scheduler
     conf = dict(sched.config)
-    key = "flow_shift" if "flow_shift" in conf else "shift" if "shift" in conf else None
+    # the key the scheduler class reads (a config may carry both: Motif-Video's FlowMatchEuler config stores an unread
+    # flow_shift beside its shift)
+    takes = inspect.signature(type(sched).__init__).parameters
+    key = "flow_shift" if "flow_shift" in takes else "shift" if "shift" in takes else None
     if key is None or conf.get("use_dynamic_shifting"):
         raise ConfigError(f"generator.flow_shift: the {family} scheduler {type(sched).__name__} has no fixed flow "
                           "shift; remove generator.flow_shift")
