@@ -257,9 +257,9 @@ class DiffusersGenerator:
             log.info("prompt has %d tokens, over the budget of %d%s", tokens, self.max_prompt_tokens,
                      ": the text encoder cuts the rest" if truncated else "")
         kw = self.family.call_kwargs(self.pipe, call.settings, self.sig)
-        # Every supported family's prepare_latents (diffusers 0.42: CogVideoX, Wan, LTX, HunyuanVideo, HunyuanVideo
-        # 1.5, Mochi) takes a list of generators, one per video of the batch; the batch is num_videos_per_prompt
-        # copies of the prompt, or the prompt repeated where __call__ ignores num_videos_per_prompt (CogVideoX).
+        # Every supported family's prepare_latents (diffusers 0.42) takes a list of generators, one per video of the
+        # batch; the batch is num_videos_per_prompt copies of the prompt, or the prompt repeated where __call__ ignores
+        # or mishandles num_videos_per_prompt (CogVideoX, Kandinsky 5, HunyuanVideo 1.5: Family.videos_per_prompt).
         # A generic pipeline without num_videos_per_prompt gets one call per seed.
         size = batch_size if "num_videos_per_prompt" in self.sig else 1
         with overrides_mod.cache_for_call(self, call) as cache:

@@ -42,6 +42,8 @@ def _qwen_text(hidden: int, tok, *, vl: bool):
 
     text = dict(hidden_size=hidden, intermediate_size=hidden, num_hidden_layers=2, num_attention_heads=2,
                 num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=4096, rope_theta=1000000.0,
+                bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"), eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+                pad_token_id=tok.pad_token_id,
                 rope_scaling={"mrope_section": [1, 1, 2] if hidden == 16 else [2, 2, 4], "rope_type": "default",
                               "type": "default"})
     seeded(0)

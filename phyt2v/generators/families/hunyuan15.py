@@ -18,6 +18,7 @@ class Hunyuan15(Family):
     classes = ("HunyuanVideo15Pipeline",)
     fps = 24
     step_callback = False
+    videos_per_prompt = False  # 0.42 fails reshaping its embeddings when num_videos_per_prompt > 1: repeat the prompt
     tiny = "hunyuan15"
     faster_uncond_skip = False  # guidance runs through pipe.guider, one transformer call per branch
 
