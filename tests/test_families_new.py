@@ -174,6 +174,7 @@ NEW_PRESETS = {"ltx-2": ("Lightricks/LTX-2", "ltx2"),
 
 def test_new_presets_match_their_cards_and_plan():
     from phyt2v.cli.doctor import plan_for
+    from phyt2v.generators.footprint import render_shape
     from phyt2v.generators.precheck import check_before_load
 
     g = {n: load_config(n).generator for n in NEW_PRESETS}
@@ -186,6 +187,11 @@ def test_new_presets_match_their_cards_and_plan():
     assert (g["cosmos-predict2.5"].num_frames, g["cosmos-predict2.5"].steps, g["cosmos-predict2.5"].options) == (
         93, 36, {"revision": "diffusers/base/post-trained"})
     assert (g["motif-video"].height, g["motif-video"].flow_shift, g["motif-video"].guidance) == (736, 15.0, None)
+    # what the memory plan's working-memory estimate reads: hidden size and pixels / frames per token, from the table
+    shapes = {n: render_shape(g[n]) for n in NEW_PRESETS}
+    assert {n: (x["hidden"], x["pixels_per_token"], x["frames_per_token"]) for n, x in shapes.items()} == {
+        "ltx-2": (4096, 32, 8), "kandinsky5-t2v": (1792, 16, 4), "skyreels-v2": (5120, 16, 4),
+        "sana-video": (2240, 16, 4), "cosmos-predict2.5": (2048, 16, 4), "motif-video": (1536, 16, 4)}
     for name, (model, family) in NEW_PRESETS.items():
         cfg = load_config(name)
         assert cfg.note and g[name].model == model and check_before_load(cfg).name == family

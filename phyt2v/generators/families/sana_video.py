@@ -31,6 +31,9 @@ class SanaVideo(Family):
         t, s = super().rules(vae, transformer)
         return t, math.lcm(32, s)
 
+    def token_grid(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
+        return super().rules(vae, transformer)  # a token is VAE x patch (16 px); x32 is check_inputs' rule
+
     def clean(self, prompt: str) -> str:
         return prompt.lower().strip()  # _text_preprocessing without clean_caption
 
