@@ -164,6 +164,16 @@ def test_cosmos_needs_its_guardrail_before_any_weight_loads(gens, monkeypatch, t
         DiffusersGenerator(str(folder), num_frames=9, steps=2, height=16, width=16)
 
 
+def test_lora_refused_before_load_where_the_pipeline_has_no_loader():
+    from phyt2v.generators.precheck import check_before_load
+
+    lora = "generator.lora=[{path: some/lora}]"
+    for model, cls in (("tiny-motif", "MotifVideoPipeline"), ("tiny-hunyuan15", "HunyuanVideo15Pipeline")):
+        with pytest.raises(ConfigError, match=f"generator.lora: {cls} has no LoRA loader"):
+            check_before_load(load_config(overrides=["generator.backend=diffusers", f"generator.model={model}", lora]))
+    check_before_load(load_config(overrides=["generator.backend=diffusers", "generator.model=tiny-ltx2", lora]))
+
+
 NEW_PRESETS = {"ltx-2": ("Lightricks/LTX-2", "ltx2"),
                "kandinsky5-t2v": ("kandinskylab/Kandinsky-5.0-T2V-Lite-sft-5s-Diffusers", "kandinsky5"),
                "skyreels-v2": ("Skywork/SkyReels-V2-T2V-14B-540P-Diffusers", "skyreels-v2"),
