@@ -66,6 +66,7 @@ class GeneratedVideo:
     guidance: float | None = None
     token_counts: dict[str, int] = field(default_factory=dict)  # per text encoder, as the pipeline encodes
     knobs: dict[str, Any] = field(default_factory=dict)  # speed/memory knobs that were on
+    audio: dict[str, Any] | None = None  # the muxed audio stream (LTX-2): codec, sample_rate, channels, seconds
 
 
 def video_info(video: Any, root: Path | None = None) -> dict[str, Any] | None:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..config import GeneratorConfig, check_options
-from ..errors import BackendError, ConfigError, InputError, first_line
+from ..errors import BackendError, ConfigError, InputError, LoadError, first_line
 from ..roles import GeneratedVideo, StepCallback
 from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
 from . import chunks, footprint, knobs, precheck
 from . import overrides as overrides_mod
-from .families import Settings, binding, for_class, signature_defaults
+from .families import CALL_OPTIONS, Settings, binding, for_class, signature_defaults
 from .model_index import fetch_index, index_before_load, resolve_model
 from .shapes import check_family_options, check_shape
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 CALL_TIME = ("num_frames", "steps", "guidance", "guidance_2", "true_cfg", "fps", "height", "width", "dynamic_cfg",
              "decode_timestep", "decode_noise_scale", "max_prompt_tokens")
-OPTIONS = ("negative_prompt", "vram_margin_gb")
+OPTIONS = ("negative_prompt", "vram_margin_gb", "revision", *CALL_OPTIONS)  # revision: the hub branch to load
 
 
 class DiffusersGenerator:
@@ -42,9 +42,12 @@ class DiffusersGenerator:
     supports_many = True  # generate_many renders several seeds per pipeline call
 
     def __init__(self, model: str = "THUDM/CogVideoX-5b", *, pipeline: Any = None,
-                 negative_prompt: str | None = None, vram_margin_gb: float = 6.0, **settings: Any):
+                 negative_prompt: str | None = None, vram_margin_gb: float = 6.0, revision: str | None = None,
+                 **settings: Any):
+        call_options = {k: settings.pop(k) for k in list(settings) if k in CALL_OPTIONS}
+        self.revision = revision
         try:
-            cfg = GeneratorConfig(backend=self.backend, model=model, **settings)
+            cfg = GeneratorConfig(backend=self.backend, model=model, options=call_options, **settings)
         except Exception as e:  # pydantic names the key
             raise ConfigError(f"generator settings: {first_line(e)}") from None
         self.cfg, self.model_id, self.negative_prompt = cfg, model, negative_prompt
@@ -117,7 +120,7 @@ class DiffusersGenerator:
     def load_settings(cls, config: "Config") -> dict[str, Any]:
         """The settings that decide the loaded weights; the others are passed per call (no reload)."""
         data = config.generator.model_dump(mode="json", exclude=set(CALL_TIME))
-        data["options"] = {k: v for k, v in data["options"].items() if k != "negative_prompt"}
+        data["options"] = {k: v for k, v in data["options"].items() if k not in ("negative_prompt", *CALL_OPTIONS)}
         return data
 
     def reconfigure(self, config: "Config") -> "DiffusersGenerator":
@@ -137,7 +140,8 @@ class DiffusersGenerator:
                                  fps=cfg.fps or d["fps"] or 16, height=cfg.height or d["height"],
                                  width=cfg.width or d["width"], negative_prompt=negative_prompt,
                                  guidance_2=cfg.guidance_2, true_cfg=cfg.true_cfg, dynamic_cfg=cfg.dynamic_cfg,
-                                 decode_timestep=cfg.decode_timestep, decode_noise_scale=cfg.decode_noise_scale)
+                                 decode_timestep=cfg.decode_timestep, decode_noise_scale=cfg.decode_noise_scale,
+                                 options={k: v for k, v in cfg.options.items() if k in CALL_OPTIONS})
         s = self.settings
         self.num_frames, self.steps, self.guidance, self.fps = s.num_frames, s.steps, s.guidance, s.fps
         self.height, self.width, self.negative_prompt = s.height, s.width, negative_prompt
@@ -162,6 +166,9 @@ class DiffusersGenerator:
         if not family.classes:
             return
         check_family_options(self.cfg, family)
+        missing = family.missing(index)
+        if missing:
+            raise LoadError(f"cannot load {self.model_id}: {missing}")
         import diffusers
 
         cls = getattr(diffusers, index.class_name, None)
@@ -176,8 +183,9 @@ class DiffusersGenerator:
         import diffusers
 
         try:
+            revision = {"revision": self.revision} if self.revision else {}
             return getattr(diffusers, self.pipeline_class).from_pretrained(
-                path, **dtype_kwargs(self.torch_dtype))
+                path, **dtype_kwargs(self.torch_dtype), **revision)
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load {self.label} pipeline '{path}': {first_line(e)}. Check the id/path, or "
                                "download it first (`huggingface-cli download <id>`).") from e
@@ -197,7 +205,7 @@ class DiffusersGenerator:
         encs = binding(self.encoders)
         if not encs:
             return len(prompt.split())
-        return min(encs, key=lambda e: e.limit).count(prompt)
+        return min(encs, key=lambda e: e.limit).count(self.family.text(prompt, self.settings))
 
     def tokens_per_word(self) -> float:
         """Tokens per English word of the binding encoder, measured on a reference sentence (fixed
@@ -206,7 +214,8 @@ class DiffusersGenerator:
         return min(3.0, max(1.0, (self.count_tokens(ref) - self.count_tokens("")) / len(ref.split())))
 
     def token_counts(self, prompt: str) -> dict[str, int]:
-        return {e.name: e.count(prompt) for e in self.encoders}
+        text = self.family.text(prompt, self.settings)
+        return {e.name: e.count(text) for e in self.encoders}
 
     def describe(self) -> dict[str, Any]:
         """What this generator is and which knobs are on: stored in the run record."""
@@ -248,25 +257,27 @@ class DiffusersGenerator:
             log.info("prompt has %d tokens, over the budget of %d%s", tokens, self.max_prompt_tokens,
                      ": the text encoder cuts the rest" if truncated else "")
         kw = self.family.call_kwargs(self.pipe, call.settings, self.sig)
-        # Every supported family's prepare_latents (diffusers 0.42: CogVideoX, Wan, LTX, HunyuanVideo, HunyuanVideo
-        # 1.5, Mochi) takes a list of generators, one per video of the batch; the batch is num_videos_per_prompt
-        # copies of the prompt, or the prompt repeated where __call__ ignores num_videos_per_prompt (CogVideoX).
+        # Every supported family's prepare_latents (diffusers 0.42) takes a list of generators, one per video of the
+        # batch; the batch is num_videos_per_prompt copies of the prompt, or the prompt repeated where __call__ ignores
+        # or mishandles num_videos_per_prompt (CogVideoX, Kandinsky 5, HunyuanVideo 1.5: Family.videos_per_prompt).
         # A generic pipeline without num_videos_per_prompt gets one call per seed.
         size = batch_size if "num_videos_per_prompt" in self.sig else 1
         with overrides_mod.cache_for_call(self, call) as cache:
             used = {**self._active_knobs(), "cache": cache}
             used = {k: v for k, v in used.items() if v not in (None, False)}
 
+            text = self.family.text(prompt, call.settings)
+
             def render(idx: list[int]) -> list[GeneratedVideo]:
-                videos = self._call(prompt, [seeds[i] for i in idx], kw, call.settings.steps, on_step)
+                videos = self._call(text, [seeds[i] for i in idx], kw, call.settings.steps, on_step)
                 return [self._write(frames, paths[i], seeds[i], tokens, truncated, counts, call.settings.steps,
-                                    used) for frames, i in zip(videos, idx)]
+                                    used, audio) for (frames, audio), i in zip(videos, idx)]
 
             return chunks.in_chunks(len(seeds), size, render)
 
     def _call(self, prompt: str, seeds: list[int], kw: dict[str, Any], total: int,
-              on_step: StepCallback | None) -> list[Any]:
-        """One pipeline call for ``seeds``: their frames (one array per video)."""
+              on_step: StepCallback | None) -> list[tuple[Any, Any]]:
+        """One pipeline call for ``seeds``: their frames (one array per video) and audio track (or None) each."""
         import torch
 
         kw = dict(kw)
@@ -289,16 +300,22 @@ class DiffusersGenerator:
             text = [prompt] * len(seeds)
         self.pipe.set_progress_bar_config(disable=on_step is not None)  # the caller shows progress
         out = self.pipe(prompt=text, generator=gens if len(gens) > 1 else gens[0], output_type="np", **kw)
-        return list(out.frames[:len(seeds)])
+        tracks = self.family.tracks(self.pipe, out, len(seeds)) if self.settings.options.get("audio", True) else None
+        return list(zip(out.frames[:len(seeds)], tracks or [None] * len(seeds)))
 
     def _write(self, frames: Any, out_path: Path, seed: int, tokens: int, truncated: bool,
-               counts: dict[str, int], steps: int, used: dict[str, Any]) -> GeneratedVideo:
+               counts: dict[str, int], steps: int, used: dict[str, Any], audio: Any = None) -> GeneratedVideo:
         from ..store.video_io import write_video
 
         path = write_video(list(frames), Path(out_path), fps=self.fps)
+        track = None
+        if audio is not None:  # (samples x channels, rate): muxed into the mp4 as AAC
+            from .audio import mux_audio
+
+            track = mux_audio(path, *audio, seconds=len(frames) / self.fps)
         h, w = frames[0].shape[:2]
         return GeneratedVideo(path=path, num_frames=len(frames), fps=self.fps, width=w, height=h,
                               seed=int(seed), prompt_tokens=tokens, truncated=truncated,
                               family=self.family.name, steps=steps, guidance=self.guidance,
-                              token_counts=counts, knobs=dict(used))
+                              token_counts=counts, knobs=dict(used), audio=track)
 

@@ -13,7 +13,8 @@ from ..runtime.hub import hub_offline, read_json
 from ..runtime.hub import resolve_model as _resolve
 from ..runtime.paramcount import published_configs
 
-TINY = {"tiny-wan": "wan", "tiny-ltx": "ltx", "tiny-hunyuan": "hunyuan", "tiny-cogvideox": "cogvideox"}
+TINY = {f"tiny-{kind}": kind for kind in ("wan", "ltx", "hunyuan", "cogvideox", "ltx2", "kandinsky5", "skyreels",
+                                          "skyreels-df", "sana-video", "cosmos", "motif", "hunyuan15", "mochi")}
 
 
 @dataclass

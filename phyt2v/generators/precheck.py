@@ -41,10 +41,22 @@ def check_before_load(config: "Config", only: str | None = None) -> Family:
         rules = family.rules(index.vae if index else None, index.transformer if index else None)
         check_shape(g, family, rules, {}, g.model)
         spatial = rules[1]
+    if g.lora and index is not None and index.class_name:
+        check_lora_loader(index.class_name)
     if g.cache is not None:
         cache_params(g.cache, family, g.steps)
     check_draft(config.loop.draft, family, spatial, g.steps, g.model)
     return family
+
+
+def check_lora_loader(class_name: str) -> None:
+    """generator.lora on a pipeline class diffusers gives no LoRA loader (HunyuanVideo 1.5, Motif-Video in 0.42)."""
+    import diffusers
+
+    cls = getattr(diffusers, class_name, None)
+    if cls is not None and not hasattr(cls, "load_lora_weights"):
+        raise ConfigError(f"generator.lora: {class_name} has no LoRA loader in diffusers; remove generator.lora or "
+                          "use a family that has one")
 
 
 def check_loaded(gen: Any, config: "Config") -> None:

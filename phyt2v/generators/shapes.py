@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config import GeneratorConfig
 from ..errors import ConfigError
-from .families import FAMILY_OPTIONS_KEYS, Family
+from .families import CALL_OPTIONS, FAMILY_OPTIONS_KEYS, Family
 
 
 def check_family_options(cfg: GeneratorConfig, family: Family) -> None:
@@ -16,6 +16,18 @@ def check_family_options(cfg: GeneratorConfig, family: Family) -> None:
             takes = ", ".join(sorted(family.options)) or "none of them"
             raise ConfigError(f"generator.{key} does not apply to {family.name} pipelines (this family takes "
                               f"{takes}); remove generator.{key}")
+    for key, val in cfg.options.items():
+        if key not in CALL_OPTIONS:
+            continue
+        kind = family.call_options.get(key)
+        if kind is None:
+            takes = ", ".join(sorted(family.call_options)) or "none of them"
+            raise ConfigError(f"generator.options.{key} does not apply to {family.name} pipelines (this family takes "
+                              f"{takes}); remove generator.options.{key}")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(val, kinds) or (isinstance(val, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise ConfigError(f"generator.options.{key} must be {names}, not {val!r}")
 
 
 def check_sides(sides: dict[str, int | None], family: Family, spatial: int, model: str, *,
@@ -38,3 +50,4 @@ def check_shape(cfg: GeneratorConfig, family: Family, rules: tuple[int, int], de
         lo = max(1, (n - 1) // temporal * temporal + 1)
         raise ConfigError(f"generator.num_frames {n} must be {temporal}k+1 for {model} ({family.name}), "
                           f"e.g. {lo} or {lo + temporal}.")
+    family.check(n, cfg.options)

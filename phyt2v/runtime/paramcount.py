@@ -19,6 +19,9 @@ from .hub import read_json
 # published layout) built on the meta device. The Qwen counts equal the sizes the hub states (3.75B,
 # 8.29B, 4.44B, 8.77B). HunyuanVideo 1.5's text encoders are Qwen2.5-VL-7B's language model and ByT5-small's
 # encoder (the Glyph-SDXL-v2 color/font tokens its conversion adds are not counted: 1472 parameters each).
+# LTX-2 counts its text connectors, audio VAE and vocoder too; Cosmos Predict 2.5's safety checker (cosmos_guardrail)
+# is not counted; Motif-Video 2B's entry rests on its card's architecture table, not on its config.json (see the
+# script).
 # One entry per weighted component, so a pipeline sums its parts.
 PUBLISHED: dict[str, dict[str, int]] = {
     "THUDM/CogVideoX-5b": {"transformer": 5_570_283_072, "text_encoder": 4_762_310_656, "vae": 215_583_907},
@@ -38,6 +41,21 @@ PUBLISHED: dict[str, dict[str, int]] = {
     "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v": {
         "transformer": 8_326_608_160, "text_encoder": 7_070_619_136, "text_encoder_2": 217_657_472,
         "vae": 1_260_634_115},
+    "Lightricks/LTX-2": {
+        "transformer": 18_876_174_592, "connectors": 1_431_475_200, "text_encoder": 12_202_563_392,
+        "vae": 1_222_479_601, "audio_vae": 53_248_146, "vocoder": 55_592_802},
+    "kandinskylab/Kandinsky-5.0-T2V-Lite-sft-5s-Diffusers": {
+        "transformer": 2_007_702_848, "text_encoder": 8_292_166_656, "text_encoder_2": 123_060_480,
+        "vae": 246_478_803},
+    "Skywork/SkyReels-V2-T2V-14B-540P-Diffusers": {
+        "transformer": 14_288_491_584, "text_encoder": 5_680_910_336, "vae": 126_892_531},
+    "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers": {
+        "transformer": 1_435_525_696, "text_encoder": 5_680_910_336, "vae": 126_892_531},
+    "Efficient-Large-Model/SANA-Video_2B_480p_diffusers": {
+        "transformer": 2_056_862_144, "text_encoder": 2_614_341_888, "vae": 126_892_531},
+    "nvidia/Cosmos-Predict2.5-2B": {"transformer": 2_059_174_912, "text_encoder": 8_292_166_656, "vae": 126_892_531},
+    "Motif-Technologies/Motif-Video-2B": {
+        "transformer": 1_675_903_552, "text_encoder": 3_974_952_960, "vae": 126_892_531},
     "Qwen/Qwen2.5-VL-3B-Instruct": {"model": 3_754_622_976},
     "Qwen/Qwen2.5-VL-7B-Instruct": {"model": 8_292_166_656},
     "Qwen/Qwen3-VL-4B-Instruct": {"model": 4_437_815_808},
@@ -95,6 +113,36 @@ PUBLISHED_CONFIGS: dict[str, dict[str, Any]] = {
                         "patch_size_t": 1, "target_size": 640},
         "vae": {"temporal_compression_ratio": 4, "spatial_compression_ratio": 16,
                 "block_out_channels": [128, 256, 512, 1024, 1024]}},
+    "Lightricks/LTX-2": {"pipeline": "LTX2Pipeline",
+        "transformer": {"num_attention_heads": 32, "attention_head_dim": 128, "in_channels": 128, "patch_size": 1,
+                        "patch_size_t": 1},
+        "vae": {"temporal_compression_ratio": 8, "spatial_compression_ratio": 32,
+                "block_out_channels": [256, 512, 1024, 2048], "patch_size": 4, "patch_size_t": 1,
+                "spatio_temporal_scaling": [True, True, True, True]}},
+    "kandinskylab/Kandinsky-5.0-T2V-Lite-sft-5s-Diffusers": {"pipeline": "Kandinsky5T2VPipeline",
+        "transformer": {"patch_size": [1, 2, 2], "model_dim": 1792},
+        "vae": {"temporal_compression_ratio": 4, "spatial_compression_ratio": 8,
+                "block_out_channels": [128, 256, 512, 512]}},
+    "Skywork/SkyReels-V2-T2V-14B-540P-Diffusers": {"pipeline": "SkyReelsV2Pipeline",
+        "transformer": {"num_attention_heads": 40, "attention_head_dim": 128, "in_channels": 16,
+                        "patch_size": [1, 2, 2]},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 8}},
+    "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers": {"pipeline": "SkyReelsV2DiffusionForcingPipeline",
+        "transformer": {"num_attention_heads": 12, "attention_head_dim": 128, "in_channels": 16,
+                        "patch_size": [1, 2, 2]},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 8}},
+    "Efficient-Large-Model/SANA-Video_2B_480p_diffusers": {"pipeline": "SanaVideoPipeline",
+        "transformer": {"num_attention_heads": 20, "attention_head_dim": 112, "in_channels": 16,
+                        "patch_size": [1, 2, 2], "sample_size": 30},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 8}},
+    "nvidia/Cosmos-Predict2.5-2B": {"pipeline": "Cosmos2_5_PredictBasePipeline",
+        "transformer": {"num_attention_heads": 16, "attention_head_dim": 128, "in_channels": 17,
+                        "patch_size": [1, 2, 2], "concat_padding_mask": True},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 8}},
+    "Motif-Technologies/Motif-Video-2B": {"pipeline": "MotifVideoPipeline",
+        "transformer": {"num_attention_heads": 12, "attention_head_dim": 128, "in_channels": 33, "patch_size": 2,
+                        "patch_size_t": 1},
+        "vae": {"scale_factor_temporal": 4, "scale_factor_spatial": 8}},
 }
 
 

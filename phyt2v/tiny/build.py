@@ -1,4 +1,4 @@
-"""Tiny random-weight models (CogVideoX, Wan, LTX-Video and HunyuanVideo pipelines, Qwen2-VL) for tests and smoke
+"""Tiny random-weight models (every video family's pipeline, Qwen2-VL) for tests and smoke
 runs, built once into phyt2v's cache.
 
 They are built from configs with a fixed torch seed, saved with ``save_pretrained`` and loaded back by the
@@ -15,15 +15,20 @@ from pathlib import Path
 
 from ..resources import cache_dir
 from .cogvideox import build_tiny_cogvideox
-from .families import build_tiny_hunyuan, build_tiny_ltx, build_tiny_wan
+from .families import build_tiny_hunyuan, build_tiny_ltx, build_tiny_mochi, build_tiny_wan
+from .ltx2 import build_tiny_ltx2
+from .qwen_video import build_tiny_cosmos, build_tiny_hunyuan15, build_tiny_kandinsky5
 from .vlm import build_tiny_vlm
+from .wan_video import build_tiny_motif, build_tiny_sana_video, build_tiny_skyreels
 
 VERSION = "v2"  # bump when a recipe changes, so stale caches are not reused
-KINDS = ("cogvideox", "wan", "ltx", "hunyuan", "vlm")
-
-
 _BUILDERS = {"cogvideox": build_tiny_cogvideox, "wan": build_tiny_wan, "ltx": build_tiny_ltx,
-             "hunyuan": build_tiny_hunyuan, "vlm": build_tiny_vlm}
+             "hunyuan": build_tiny_hunyuan, "vlm": build_tiny_vlm, "ltx2": build_tiny_ltx2,
+             "kandinsky5": build_tiny_kandinsky5, "skyreels": build_tiny_skyreels,
+             "skyreels-df": lambda p: build_tiny_skyreels(p, forcing=True), "sana-video": build_tiny_sana_video,
+             "cosmos": build_tiny_cosmos, "motif": build_tiny_motif, "hunyuan15": build_tiny_hunyuan15,
+             "mochi": build_tiny_mochi}
+KINDS = tuple(_BUILDERS)
 
 
 def cache_root() -> Path:

@@ -1,4 +1,4 @@
-"""Tiny random-weight Wan, LTX-Video and HunyuanVideo pipelines (configs after diffusers' own tests'
+"""Tiny random-weight Wan, LTX-Video, HunyuanVideo and Mochi pipelines (configs after diffusers' own tests'
 ``get_dummy_components``), saved with ``save_pretrained`` so backends load them through the real
 ``from_pretrained`` path. Noise out: for exercising code only."""
 
@@ -118,5 +118,26 @@ def build_tiny_hunyuan(path: str | Path) -> Path:
     pipe = HunyuanVideoPipeline(tokenizer=tok, text_encoder=text_encoder, tokenizer_2=tok2,
                                 text_encoder_2=text_encoder_2, vae=vae, transformer=transformer,
                                 scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
+    pipe.save_pretrained(str(path))
+    return Path(path)
+
+
+def build_tiny_mochi(path: str | Path) -> Path:
+    """A MochiPipeline (after diffusers' tests): 2-block transformer (patch 2), 4-block VAE (x8 spatial, x6 temporal:
+    6k+1 frames, sides x16), 2-layer T5 with 256 tokens (the transformer's text length set to match)."""
+    from diffusers import AutoencoderKLMochi, FlowMatchEulerDiscreteScheduler, MochiPipeline, MochiTransformer3DModel
+
+    tokenizer = t5_tokenizer(max_length=256)
+    seeded(0)
+    transformer = MochiTransformer3DModel(patch_size=2, num_attention_heads=2, attention_head_dim=8, num_layers=2,
+                                          pooled_projection_dim=16, in_channels=12, out_channels=None, qk_norm="rms_norm",
+                                          text_embed_dim=32, time_embed_dim=4, activation_fn="swiglu",
+                                          max_sequence_length=256)
+    transformer.pos_frequencies.data = transformer.pos_frequencies.new_full(transformer.pos_frequencies.shape, 0)
+    seeded(0)
+    vae = AutoencoderKLMochi(latent_channels=12, out_channels=3, encoder_block_out_channels=(32, 32, 32, 32),
+                             decoder_block_out_channels=(32, 32, 32, 32), layers_per_block=(1, 1, 1, 1, 1))
+    pipe = MochiPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=t5_encoder(tokenizer),
+                         tokenizer=tokenizer, transformer=transformer)
     pipe.save_pretrained(str(path))
     return Path(path)

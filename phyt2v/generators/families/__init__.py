@@ -6,14 +6,23 @@ from __future__ import annotations
 from .base import FAMILY_OPTIONS as FAMILY_OPTIONS_KEYS
 from .base import Encoder, Family, Settings, binding, signature_defaults
 from .cogvideox import CogVideoX
+from .cosmos import Cosmos
 from .hunyuan import Hunyuan
 from .hunyuan15 import Hunyuan15
+from .kandinsky5 import Kandinsky5
 from .ltx import LTX
+from .ltx2 import LTX2
 from .mochi import Mochi
+from .motif import Motif
+from .sana_video import SanaVideo
+from .skyreels import SkyReels, SkyReelsForcing
 from .wan import Wan
 
-FAMILIES: tuple[Family, ...] = (CogVideoX(), Wan(), LTX(), Hunyuan(), Hunyuan15(), Mochi())
+FAMILIES: tuple[Family, ...] = (CogVideoX(), Wan(), LTX(), Hunyuan(), Hunyuan15(), Mochi(), LTX2(), Kandinsky5(),
+                                SkyReels(), SkyReelsForcing(), SanaVideo(), Cosmos(), Motif())
 GENERIC = Family()
+# generator.options keys some family passes to its pipeline call (each family takes only its own)
+CALL_OPTIONS: tuple[str, ...] = tuple(sorted({k for f in FAMILIES for k in f.call_options}))
 
 
 def for_class(class_name: str | None) -> Family:
@@ -28,5 +37,5 @@ def by_name(name: str) -> Family | None:
     return next((f for f in FAMILIES if f.name == name), None)
 
 
-__all__ = ["FAMILIES", "FAMILY_OPTIONS_KEYS", "GENERIC", "Encoder", "Family", "Settings", "binding", "by_name", "for_class",
+__all__ = ["CALL_OPTIONS", "FAMILIES", "FAMILY_OPTIONS_KEYS", "GENERIC", "Encoder", "Family", "Settings", "binding", "by_name", "for_class",
            "signature_defaults"]

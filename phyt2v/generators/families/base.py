@@ -9,7 +9,7 @@ Defaults (size, frames, steps, guidance, token limit) come from the pipeline's o
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 # Options that only some families take; a family lists the ones it accepts in ``options``.
@@ -52,6 +52,7 @@ class Settings:
     dynamic_cfg: bool | None = None
     decode_timestep: float | None = None
     decode_noise_scale: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the family's call options (``Family.call_options``)
 
 
 def signature_defaults(pipeline_cls: type) -> dict[str, Any]:
@@ -86,6 +87,10 @@ class Family:
     faster_uncond_skip = True           # can FasterCache skip the unconditional half of CFG? (it needs both passes in
                                         # one transformer batch of BCFHW latents, as CogVideoX and Mochi run them)
     tiny: str | None = None             # the tiny model kind (tiny.py) of this family
+    frames_arg = "num_frames"           # the __call__ argument the frame count goes to (Sana-Video: frames)
+    # ``generator.options`` keys this family passes to its __call__ (name: type), e.g. SkyReels-V2 DF's ar_step
+    call_options: Mapping[str, type | tuple[type, ...]] = {}
+    audio = False                       # __call__ returns an audio track with the frames (LTX-2)
 
     # -------------------------------------------------- facts read from configs (before or after loading)
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
@@ -107,7 +112,7 @@ class Family:
 
     def defaults(self, sig: dict[str, Any], transformer: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Family defaults for height, width, num_frames, steps, guidance, fps (from the signature)."""
-        return {"height": sig.get("height"), "width": sig.get("width"), "num_frames": sig.get("num_frames"),
+        return {"height": sig.get("height"), "width": sig.get("width"), "num_frames": sig.get(self.frames_arg),
                 "steps": sig.get("num_inference_steps"), "guidance": sig.get("guidance_scale"),
                 "fps": sig.get("frame_rate") or self.fps}
 
@@ -122,6 +127,24 @@ class Family:
     def clean(self, prompt: str) -> str:
         """The text the pipeline actually tokenizes (Wan cleans it first)."""
         return prompt
+
+    def text(self, prompt: str, s: Settings) -> str:
+        """The prompt as phyt2v passes it to the pipeline (Sana-Video appends its motion score): counted and sent."""
+        return prompt
+
+    def tracks(self, pipe: Any, out: Any, n: int) -> list[tuple[Any, int]] | None:
+        """The audio of the ``n`` videos of a call's output, one (samples x channels float array, sample rate) each,
+        or None when the family makes no audio."""
+        return None
+
+    def check(self, num_frames: int | None, options: Mapping[str, Any]) -> None:
+        """ConfigError for a frame count and call options the pipeline cannot render together (checked before any
+        weight loads, with the family's default frames when unset)."""
+
+    def missing(self, index: Any) -> str | None:
+        """A package the pipeline needs and this install lacks, named with its install line (None: none), checked
+        before any weight loads (``index``: what the model's files or the published table say)."""
+        return None
 
     def encoders(self, pipe: Any, sig: dict[str, Any]) -> list[Encoder]:
         """The text encoder(s) as the pipeline encodes: by default one tokenizer, special tokens added."""
@@ -142,21 +165,26 @@ class Family:
         """Arguments of ``pipe(...)`` beyond prompt/seed/output: only the ones the signature takes and the user or
         the family sets (a None is never passed: it would replace the pipeline's own default, e.g. Allegro's
         negative prompt)."""
-        kw: dict[str, Any] = {"height": s.height, "width": s.width, "num_frames": s.num_frames,
+        kw: dict[str, Any] = {"height": s.height, "width": s.width, self.frames_arg: s.num_frames,
                               "num_inference_steps": s.steps, "negative_prompt": s.negative_prompt,
                               "guidance_scale": s.guidance}
         if "frame_rate" in sig:
             kw["frame_rate"] = s.fps
+        kw.update({k: v for k, v in s.options.items() if k in self.call_options})
         return {k: v for k, v in kw.items() if k in sig and v is not None}
 
 
 def set_flow_shift(pipe: Any, shift: float, family: str) -> float:
-    """Flow shift on the scheduler config (UniPC/DPM: ``flow_shift``; FlowMatchEuler: ``shift``)."""
+    """Flow shift on the scheduler config (UniPC/DPM: ``flow_shift``; FlowMatchEuler: ``shift``), by the key the
+    scheduler's ``__init__`` takes."""
     from ...errors import ConfigError
 
     sched = pipe.scheduler
     conf = dict(sched.config)
-    key = "flow_shift" if "flow_shift" in conf else "shift" if "shift" in conf else None
+    # the key the scheduler class reads (a config may carry both: Motif-Video's FlowMatchEuler config stores an unread
+    # flow_shift beside its shift)
+    takes = inspect.signature(type(sched).__init__).parameters
+    key = "flow_shift" if "flow_shift" in takes else "shift" if "shift" in takes else None
     if key is None or conf.get("use_dynamic_shifting"):
         raise ConfigError(f"generator.flow_shift: the {family} scheduler {type(sched).__name__} has no fixed flow "
                           "shift; remove generator.flow_shift")

@@ -15,6 +15,7 @@ class Mochi(Family):
     classes = ("MochiPipeline",)
     fps = 30
     attention_dispatch = False
+    tiny = "mochi"
 
     def rules(self, vae: Mapping[str, Any] | None, transformer: Mapping[str, Any] | None) -> tuple[int, int]:
         t = math.prod(config_value(vae, "temporal_expansions", (1, 2, 3)))
