@@ -71,8 +71,9 @@ class GeneratorConfig(_Strict):
 
     backend: str = Field("cogvideox", description="diffusers (any text-to-video pipeline) | cogvideox (the "
                                                   "diffusers backend with CogVideoX paper settings)")
-    model: str = Field("THUDM/CogVideoX-5b", description="HF id, local folder, or tiny | tiny-wan | tiny-ltx | "
-                                                         "tiny-hunyuan (random weights)")
+    model: str = Field("THUDM/CogVideoX-5b", description="HF id, local folder, or a tiny random-weight model: "
+                                                         "tiny (CogVideoX) or tiny-<family> (wan, ltx, hunyuan, ...; "
+                                                         "docs/families.md lists them)")
     num_frames: int | None = Field(None, ge=1, description="default: the family's")
     steps: int | None = Field(None, ge=1, description="default: the family's")
     guidance: float | None = Field(None, ge=0.0, description="default: the family's")
