@@ -171,6 +171,7 @@ def table() -> dict[str, dict[str, int]]:
             "text_encoder_2": tm(BYT5_SMALL, "T5EncoderModel"), "vae": dm("AutoencoderKLHunyuanVideo15", {})},
         "Qwen/Qwen2.5-VL-3B-Instruct": {"model": tm(QWEN25VL_3B)},
         "Qwen/Qwen2.5-VL-7B-Instruct": {"model": tm(QWEN25VL_7B)},
+        "TIGER-Lab/VideoScore2": {"model": tm(QWEN25VL_7B)},  # a full fine-tune of Qwen2.5-VL-7B-Instruct
         "Qwen/Qwen3-VL-4B-Instruct": {"model": tm(QWEN3VL_4B)},
         "Qwen/Qwen3-VL-8B-Instruct": {"model": tm(QWEN3VL_8B)},
         "videophysics/videocon_physics": {"model": owl},
