@@ -286,7 +286,8 @@ def test_the_ensembles_sa_and_pc_are_the_weighted_means_and_a_failed_member_is_n
     e = EnsembleScorer({"a": SeedScorer({}), "b": SeedScorer({})}, {"a": 1.0, "b": 3.0})
     s = e.combine({"a": Scores(0.2, 0.8, {"sa_rating": 2}), "b": Scores(0.6, 0.4)})
     assert (s.sa, s.pc) == pytest.approx(((0.2 + 3 * 0.6) / 4, (0.8 + 3 * 0.4) / 4))
-    assert s.extra["scorers"]["a"] == {"weight": 1.0, "sa": 0.2, "pc": 0.8, "sa_rating": 2} and "unparseable" not in s.extra
+    assert s.extra["scorers"]["a"] == {"weight": 1.0, "sa": 0.2, "pc": 0.8, "sa_rating": 2}
+    assert "unparseable" not in s.extra
     bad = e.combine({"a": Scores(0.2, 0.8), "b": Scores(math.nan, 0.4, {"unparseable": ["sa"]})})
     assert math.isnan(bad.sa) and math.isnan(bad.pc) and bad.extra["unparseable"] == ["b: unparseable reply (sa)"]
     assert bad.extra["scorers"]["a"]["sa"] == 0.2  # the others' values are kept

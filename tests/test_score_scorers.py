@@ -33,7 +33,8 @@ def test_four_scorers_on_the_shared_videos_print_each_and_the_combination(sample
     text = " ".join(r.output.split())
     for label in FOUR.split(","):
         assert f"{label} SA" in text and f"{label} PC" in text
-    assert f"scored {len(sample_videos)}/{len(sample_videos)} videos with videocon+videophy2+videoscore2+vlm-judge" in text
+    n = len(sample_videos)
+    assert f"scored {n}/{n} videos with videocon+videophy2+videoscore2+vlm-judge" in text
     rows = list(csv.DictReader(out.open()))
     assert [r["path"] for r in rows] == [str(v) for v in sample_videos]
     for row in rows:

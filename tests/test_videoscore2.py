@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import pytest
 
@@ -97,7 +96,8 @@ def test_the_rating_token_is_found_whether_digits_are_tokens_of_their_own_or_not
     found = {k: reply.score_token_index(label, decode, ids) for k, label in reply.LABELS.items()}
     held = {k: tok.decode([ids[i]]).strip() for k, i in found.items()}
     assert held == ({"visual": "2;", "sa": "4,", "pc": "5"} if merged else {"visual": "2", "sa": "4", "pc": "5"})
-    assert reply.score_token_index("visual quality:", decode, tok("no ratings", add_special_tokens=False)["input_ids"]) == -1
+    none = tok("no ratings", add_special_tokens=False)["input_ids"]
+    assert reply.score_token_index("visual quality:", decode, none) == -1
 
 
 def test_the_query_is_the_cards_template():
@@ -179,7 +179,8 @@ def test_tiny_qwen25vl_reply_goes_through_the_real_parse_path(tiny_scorer, sampl
         soft = reply.soft_score(ratings[key], logits[start + i - 1], digits)
         assert got.extra[f"{key}_soft"] == pytest.approx(soft, abs=2e-3)
         assert got.extra[f"{key}_rating"] == ratings[key]
-    assert got.sa == pytest.approx(reply.unit(got.extra["sa_soft"])) and got.pc == pytest.approx(reply.unit(got.extra["pc_soft"]))
+    assert got.sa == pytest.approx(reply.unit(got.extra["sa_soft"]))
+    assert got.pc == pytest.approx(reply.unit(got.extra["pc_soft"]))
     assert got.extra["visual"] == pytest.approx(reply.unit(got.extra["visual_soft"]))
     assert got.extra["reply"] == text and got.extra["sampled_frames"] == 4
 

@@ -57,7 +57,8 @@ def test_the_batch_summary_has_a_table_per_scorer(ens_batch):
     assert con["rounds"]["best"]["overall"] == {"n": 2, "sa": 0.5, "pc": 1.0, "joint": 0.5}
     assert vs2["rounds"]["first"]["overall"] == {"n": 2, "sa_mean": 3.0, "pc_mean": 4.0, "sa": 0.5, "pc": 0.5,
                                                  "joint": 0.0}
-    assert vs2["rounds"]["best"]["overall"]["sa_mean"] == approx(3.5) and vs2["rounds"]["best"]["overall"]["joint"] == 0.5
+    best = vs2["rounds"]["best"]["overall"]
+    assert best["sa_mean"] == approx(3.5) and best["joint"] == 0.5
     assert s["kind"] == "videophy" and s["rounds"]["best"]["overall"]["n"] == 2  # the combination's own table
 
 
