@@ -40,6 +40,8 @@ BUILTINS: dict[str, str] = {
     "scorer:vlm-judge": "phyt2v.scorers.vlm_judge:VLMJudgeScorer",
     "scorer:videocon": "phyt2v.scorers.videocon:VideoConScorer",
     "scorer:videophy2": "phyt2v.scorers.videophy2:VideoPhy2Scorer",
+    "scorer:videoscore2": "phyt2v.scorers.videoscore2:VideoScore2Scorer",
+    "scorer:ensemble": "phyt2v.scorers.ensemble:EnsembleScorer",
 }
 GROUP = "phyt2v.backends"
 
@@ -69,6 +71,8 @@ DESCRIPTIONS: dict[str, str] = {
                         "endpoint's logprobs when the captioner is served)",
     "scorer:videocon": "native VideoCon-Physics (mPLUG-Owl-Video), the VideoPhy metric",
     "scorer:videophy2": "native VideoPhy-2 AutoEval (1-5 ratings)",
+    "scorer:videoscore2": "native VideoScore2 (Qwen2.5-VL-7B): alignment, physics, visual quality 1-5 and a rationale",
+    "scorer:ensemble": "several scorers on each video (scorer given as a list), combined by loop.combine",
 }
 
 # Counts of weight loads per role in this process (a backend calls ``record_load``).

@@ -299,6 +299,7 @@ def table() -> dict[str, dict[str, int]]:
                                               "text_encoder": tm(T5GEMMA2_4B, "T5Gemma2Encoder"), "vae": wan_vae},
         "Qwen/Qwen2.5-VL-3B-Instruct": {"model": tm(QWEN25VL_3B)},
         "Qwen/Qwen2.5-VL-7B-Instruct": {"model": qwen7b},
+        "TIGER-Lab/VideoScore2": {"model": qwen7b},  # a full fine-tune of Qwen2.5-VL-7B-Instruct
         "Qwen/Qwen3-VL-4B-Instruct": {"model": tm(QWEN3VL_4B)},
         "Qwen/Qwen3-VL-8B-Instruct": {"model": tm(QWEN3VL_8B)},
         "videophysics/videocon_physics": {"model": owl},

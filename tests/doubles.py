@@ -125,3 +125,21 @@ class FakeScorer:
         self.prompts.append(prompt)
         sa, pc = self.scores.pop(0)
         return Scores(sa=sa, pc=pc)
+
+
+class SeedScorer:
+    """Scores by the video's file name: ``video-s<seed>.mp4`` gets ``by_seed[seed]`` as (SA, PC); other names
+    ``other`` (for one member of a verifier ensemble in loop-logic tests)."""
+
+    model_id = "fake-by-seed"
+
+    def __init__(self, by_seed: dict[int, tuple[float, float]], other: tuple[float, float] = (0.5, 0.5),
+                 backend: str = "fake"):
+        self.by_seed, self.other, self.backend = by_seed, other, backend
+        self.videos: list[str] = []
+
+    def score(self, video, prompt) -> Scores:
+        stem = Path(video).stem
+        self.videos.append(Path(video).name)
+        sa, pc = self.by_seed[int(stem.split("-s")[-1])] if "-s" in stem else self.other
+        return Scores(sa=sa, pc=pc, extra={"seen": Path(video).name})

@@ -96,6 +96,13 @@ def print_result(result: dict) -> None:
             result["rounds"]["best"].get("renders", {}).get("final")
         title = "gain (final render - draft round 1)" if mixed else "gain (best - round 1)"
         out.print(render_table(kind, result["gain"], f"{kind}, {title}", ref=result["rounds"]["best"]))
+    for label, sc in (result.get("scorers") or {}).items():  # a verifier ensemble: each scorer's own tables
+        for which, table in sc["rounds"].items():
+            title = f"scorer {label} ({sc['kind']}), {batchdir.round_label(which)}"
+            if table is None:
+                out.print(f"{title}: no prompt has its scores in that round", highlight=False)
+            else:
+                out.print(render_table(sc["kind"], table, title))
 
 
 # ---------------------------------------------------------------- command

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 
@@ -143,6 +143,23 @@ class ScorerConfig(_Strict):
                              json_schema_extra=RUNTIME)
     timeout_s: float = Field(60.0, gt=0, description=_TIMEOUT_HELP, json_schema_extra=RUNTIME)
     max_retries: int = Field(3, ge=0, le=10, description=_RETRIES_HELP, json_schema_extra=RUNTIME)
+    weight: float = Field(1.0, gt=0.0, description="an ensemble member's weight in the combination")
+    ensemble: list["ScorerConfig"] = Field(default_factory=list, description="the scorers of a verifier ensemble "
+                                           "(given as `scorer: [{backend: ...}, ...]`; see config/ensemble.py)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ensemble_backend(cls, data: Any) -> Any:
+        from .ensemble import default_backend
+
+        return default_backend(data)
+
+    @model_validator(mode="after")
+    def _ensemble(self) -> "ScorerConfig":
+        from .ensemble import check_ensemble
+
+        check_ensemble(self)
+        return self
 
 
 class DraftConfig(_Strict):
@@ -182,6 +199,9 @@ class LoopConfig(_Strict):
                                       "physics-richness score is below this (0.6: its 'physical' label)")
     allow_long_prompt: bool = Field(False, description="accept a user prompt over the generator's token "
                                                        "budget (it is cut by the text encoder) with a warning")
+    combine: Literal["mean", "rank"] = Field("mean", description="a scorer ensemble's best-of-N choice: mean "
+                                             "(weighted mean of each scorer's score) or rank (weighted mean of "
+                                             "each scorer's rank among the candidates)")
 
     @model_validator(mode="after")
     def _weights(self) -> "LoopConfig":
@@ -203,6 +223,13 @@ class Config(_Strict):
     out: str = Field("runs", json_schema_extra=RUNTIME)
     note: str | None = Field(None, description="free text shown by `phyt2v presets`", json_schema_extra=RUNTIME)
 
+    @field_validator("scorer", mode="before")
+    @classmethod
+    def _scorer_list(cls, value: Any) -> Any:
+        from .ensemble import from_list
+
+        return from_list(value)
+
     def effective(self) -> dict[str, Any]:
         """The config as plain data. Holds no secret: keys live only in the environment."""
         return self.model_dump(mode="json")
@@ -222,6 +249,9 @@ class Config(_Strict):
         ident = self.identity()
         for (section, name), value in _PINNED.items():
             ident[section][name] = value
+        for (section, name), value in _ADDED_AT_DEFAULT.items():  # added since v2: hashed only when set
+            if ident[section].get(name) == value:
+                del ident[section][name]
         blob = json.dumps({"v": 2, **ident}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
@@ -276,6 +306,11 @@ _LEGACY_FIELDS = {
 _PINNED = {("generator", "compile"): False, ("generator", "attention_backend"): None}
 
 
+# Fields added since the v2 hash that leave it unchanged at their defaults (every folder named before them keeps
+# its name); set, they are hashed.
+_ADDED_AT_DEFAULT = {("scorer", "weight"): 1.0, ("scorer", "ensemble"): [], ("loop", "combine"): "mean"}
+
+
 # Defaults changed since ``legacy_hash`` was the hash: (section, field) -> (default now, default then).
 _LEGACY_DEFAULTS = {("llm", "timeout_s"): (30.0, 120.0),
                     # GeneratorConfig became family-neutral (None = the family's default); the old defaults
@@ -298,7 +333,9 @@ def _split(cfg: "Config", *, runtime: bool) -> dict[str, Any]:
         sub = getattr(cfg, name)
         if isinstance(sub, BaseModel):
             part = {k: v for k, v in data[name].items()
-                    if _is_runtime(type(sub).model_fields[k]) == runtime and k != "options"}
+                    if _is_runtime(type(sub).model_fields[k]) == runtime and k not in ("options", "ensemble")}
+            if "ensemble" in data[name] and (sub.ensemble or not runtime):  # each member split the same way
+                part["ensemble"] = [_split_section(m, runtime) for m in sub.ensemble]
             opts = {k: v for k, v in (data[name].get("options") or {}).items() if (k in RUNTIME_OPTIONS) == runtime}
             if opts or (not runtime and "options" in data[name]):
                 part["options"] = opts
@@ -306,6 +343,15 @@ def _split(cfg: "Config", *, runtime: bool) -> dict[str, Any]:
         elif _is_runtime(field) == runtime:
             out[name] = data[name]
     return out
+
+
+def _split_section(sub: BaseModel, runtime: bool) -> dict[str, Any]:
+    data = sub.model_dump(mode="json")
+    part = {k: v for k, v in data.items() if _is_runtime(type(sub).model_fields[k]) == runtime and k != "options"}
+    opts = {k: v for k, v in (data.get("options") or {}).items() if (k in RUNTIME_OPTIONS) == runtime}
+    if opts or not runtime:
+        part["options"] = opts
+    return part
 
 
 def check_options(section: str, backend: str, options: dict[str, Any], known: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from ..store.record import FinalRender, RoundRecord, RunRecord, RunStore, StepEr
 from . import llm_steps as steps
 from . import rounds
 from .budget import rewrite_within_budget
+from .ensemble import load_scorer
 from .renders import lost_videos
 from .rounds import best_round
 from .run import Event, RefineResult, Run, find_run_dir, run_id, validate_prompt
@@ -99,12 +100,15 @@ class Refiner:
                 self._swapper.park_all()  # the GPU free for the role that loads now
             cfg = memplan.build_config(self.config, self._plan) if self._plan else self.config
             try:
-                obj = registry.build(role, cfg)
+                if role == "scorer":  # an ensemble's members load (and swap) one by one
+                    self._backends[role] = load_scorer(cfg, self._swapper)
+                else:
+                    obj = registry.build(role, cfg)
+                    self._backends[role] = self._swapper.wrap(role, obj) if self._swapper is not None else obj
             except (ConfigError, InputError, Interrupted, LoadError):
                 raise
             except Exception as e:  # any other failure to load is not one prompt's fault: a batch stops on it
                 raise load_error(role, e) from e
-            self._backends[role] = self._swapper.wrap(role, obj) if self._swapper is not None else obj
             self._emit(Event("step_end", step=f"load {role}", data={"seconds": time.perf_counter() - t0}))
 
     def plan(self) -> memplan.Plan:

@@ -22,6 +22,7 @@ from ..roles import video_info
 from ..store.record import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord
 from . import llm_steps as steps
 from .enhancers import phygdpo_enhance
+from .ensemble import member_score, pick, with_member_scores
 from .renders import draft_overrides, lost_video, lost_video_of, render, seeds_of
 from .renders import rel as _rel
 from .run import Host, Run
@@ -87,7 +88,8 @@ def _after_mismatch(r: Host, run: Run, rnd: RoundRecord) -> str | None:
 
 def combine_scores(cfg: Any, s: Any) -> RoundScores:
     """A scorer's Scores as the round's scores: SA, PC and their weighted score (``loop.sa_weight``/``pc_weight``),
-    each checked to be a number in [0, 1] (a NaN, e.g. a VideoPhy-2 answer with no rating, fails the step)."""
+    each checked to be a number in [0, 1] (a NaN, e.g. a VideoPhy-2 answer with no rating, fails the step); an
+    ensemble's members each get their own score in ``extra["scorers"]``."""
     for name in ("sa", "pc"):
         v = getattr(s, name)
         if isinstance(v, float) and v != v:
@@ -96,8 +98,9 @@ def combine_scores(cfg: Any, s: Any) -> RoundScores:
                               "command again to retry this step, or choose another scorer")
         if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
             raise Phyt2vError(f"the scorer returned {name.upper()}={v!r}; scores must be in [0, 1]")
-    score = (cfg.sa_weight * s.sa + cfg.pc_weight * s.pc) / (cfg.sa_weight + cfg.pc_weight)
-    return RoundScores(sa=float(s.sa), pc=float(s.pc), score=float(score), extra=dict(s.extra or {}))
+    score = member_score(cfg, s.sa, s.pc)  # an ensemble's means: the weighted mean of its members' scores
+    return RoundScores(sa=float(s.sa), pc=float(s.pc), score=float(score),
+                       extra=with_member_scores(cfg, dict(s.extra or {})))
 
 
 # ---------------------------------------------------------------- run-level steps
@@ -188,7 +191,7 @@ def _score(r: Host, run: Run, t: Any) -> dict[str, Any]:
         for c in t.candidates:
             if c.scores is None:
                 c.scores = score_video(r, run, c.video)
-        best = max(t.candidates, key=lambda c: (c.scores.score, -c.seed))
+        best = pick(t.candidates, r.config.loop.combine)  # loop.combine: mean or rank (ensemble.py)
         t.video, t.video_info, t.seed, t.scores = best.video, best.video_info, best.seed, best.scores
     else:
         t.scores = score_video(r, run, t.video)

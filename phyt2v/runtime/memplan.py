@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
+from ..config.ensemble import member_config, plan_role, scorer_model, scorer_sections, setting_key
 from ..errors import ConfigError, Phyt2vError
 from . import endpoints, hub, paramcount
 
@@ -135,13 +136,28 @@ def _model_params(model: str, kind: str, counter: Any = None) -> tuple[dict[str,
     return (table, "table") if table else (None, "unknown")
 
 
-def _counter(role: str, backend: str) -> Any:
-    """The backend class's own ``count_params(config_json) -> int``, when it declares one (VideoCon-Physics)."""
+def _backend_class(role: str, backend: str) -> Any:
     try:
-        cls = registry.resolve(role, backend)
+        return registry.resolve(role, backend)
     except Phyt2vError:
         return None
-    return getattr(cls, "count_params", None)
+
+
+def _scorer_estimate(role: str, config: "Config", s: Any) -> RoleEstimate:
+    """One scorer: shared with the captioner (vlm-judge on its model), else its model's parameters (the backend
+    class's ``count_params`` hook, or the config built on meta, or the table) and its working memory (the class's
+    ``work_bytes``, else ``SCORER_WORK``)."""
+    c = config.captioner
+    one = member_config(config, s)
+    if endpoints.judge_served(one):  # vlm-judge asking an endpoint
+        return RoleEstimate(role, endpoints.judge_endpoint(one).model or "", 0, 0, "remote", note="not on the GPU")
+    if s.backend == "vlm-judge" and s.model in (None, c.model):
+        return RoleEstimate(role, c.model, 0, 0, "shared", shared_with="captioner")
+    cls = _backend_class("scorer", s.backend)
+    model = scorer_model(config, s, getattr(cls, "default_model", None) or "videophysics/videocon_physics")
+    parts, src = _model_params(model, "transformers", getattr(cls, "count_params", None))
+    work = int(getattr(cls, "work_bytes", SCORER_WORK)) if model != "tiny" else 0
+    return RoleEstimate(role, model, int(sum((parts or {}).values()) * _per_param(s.dtype, s.quantization)), work, src)
 
 
 def _render_shape(config: "Config") -> dict[str, int]:
@@ -196,19 +212,9 @@ def estimate_roles(config: "Config", llm_choice: tuple[str, str | None, str]) ->
         out["llm"] = RoleEstimate("llm", model or backend, 0, 0, "remote" if backend == "openai" else "cpu",
                                   note="not on the GPU")
 
-    s = config.scorer
-    if endpoints.judge_served(config):  # vlm-judge asking an endpoint
-        out["scorer"] = RoleEstimate("scorer", endpoints.judge_endpoint(config).model or "", 0, 0, "remote",
-                                     note="not on the GPU")
-    elif s.backend == "vlm-judge" and s.model in (None, c.model):
-        out["scorer"] = RoleEstimate("scorer", c.model, 0, 0, "shared", shared_with="captioner")
-    else:
-        default = "videophysics/videophy_2_auto" if s.backend == "videophy2" else "videophysics/videocon_physics"
-        model = s.model or default
-        parts, src = _model_params(model, "transformers", _counter("scorer", s.backend))
-        out["scorer"] = RoleEstimate("scorer", model, int(sum((parts or {}).values()) *
-                                                          _per_param(s.dtype, s.quantization)),
-                                     SCORER_WORK if model != "tiny" else 0, src)
+    for label, s in scorer_sections(config):  # one estimate per scorer: an ensemble's members each placed alone
+        role = plan_role(label)
+        out[role] = _scorer_estimate(role, config, s)
     for e in out.values():
         if e.source == "unknown":
             e.note = "size unknown: configs not in a local folder or the hub cache, and not in the table"
@@ -238,11 +244,11 @@ def check_sizes_known(roles: dict[str, RoleEstimate]) -> None:
             missing = _first_missing(e.model, e.role == "generator")
             raise ConfigError(f"memory plan: the size of the {e.role} model '{e.model}' is unknown: the folder has "
                               f"no {missing} to count its parameters from; pass the complete model folder with "
-                              f"--set {e.role}.model=PATH")
+                              f"--set {setting_key(e.role, 'model')}=PATH")
         raise ConfigError(f"memory plan: the size of the {e.role} model '{e.model}' is unknown (its configs are "
                           "not in a local folder or the Hugging Face cache, and it is not in phyt2v's table), so it "
                           f"cannot be placed on the GPU; download its configs with `hf download {e.model} --include "
-                          f'"*.json"`, or pass a local folder with --set {e.role}.model=PATH')
+                          f'"*.json"`, or pass a local folder with --set {setting_key(e.role, "model")}=PATH')
 
 
 def _first_missing(folder: str, pipeline: bool) -> str:
@@ -262,7 +268,8 @@ def _knobs(role: str) -> str:
     if role == "generator":
         return ("set generator.offload=sequential (or group: faster, 1 GiB more), lower generator.height/width/num_frames, or choose a smaller "
                 "generator.model")
-    return (f"set {role}.quantization=nf4 (or int8), choose a smaller {role}.model, or free VRAM")
+    return (f"set {setting_key(role, 'quantization')}=nf4 (or int8), choose a smaller {setting_key(role, 'model')}, "
+            "or free VRAM")
 
 
 def make_plan(config: "Config", free_bytes: int | None, *, cuda: bool | None = None,
@@ -276,8 +283,8 @@ def make_plan(config: "Config", free_bytes: int | None, *, cuda: bool | None = N
                         env=dict(os.environ) if env is None else env)
     roles = estimate_roles(config, choice)
     llm = {"backend": choice[0], "model": choice[1] or "", "reason": choice[2]}
-    shared = roles["scorer"].shared_with == "captioner"
-    quant = (config.captioner if shared else config.scorer).quantization != "none"  # what the scorer will run as
+    quant = any((config.captioner if roles[plan_role(label)].shared_with == "captioner" else s).quantization != "none"
+                for label, s in scorer_sections(config))  # what the scorers will run as
     if free_bytes is None:
         return Plan(roles, "cpu", 0, None, "none", llm, quant)
     check_sizes_known(roles)

@@ -62,6 +62,8 @@ PUBLISHED: dict[str, dict[str, int]] = {
     "Qwen/Qwen3-VL-8B-Instruct": {"model": 8_767_123_696},
     "videophysics/videocon_physics": {"model": 7_152_633_856},
     "videophysics/videophy_2_auto": {"model": 7_152_633_856},
+    # VideoScore2 is a full fine-tune of Qwen2.5-VL-7B-Instruct (its card's base_model): the same architecture
+    "TIGER-Lab/VideoScore2": {"model": 8_292_166_656},
 }
 
 # What a pipeline of the table says about itself before its weights (or even its model_index.json) are on this

@@ -91,13 +91,15 @@ def check_before_load(config: "Config", plan: Any) -> None:
     """Every role's quantization against the plan (``memplan.Plan``), before any weights load: the backend takes
     it, a role sharing the captioner's copy asks for that copy's setting, the package and GPU are there, and a
     model the swap placement moves can be moved. Raises ConfigError naming the key and the fix."""
+    from ..config.ensemble import plan_role, scorer_sections, setting_key
     from .devices import resolve_device
 
-    backends = {"llm": plan.llm.get("backend") or config.llm.backend, "captioner": config.captioner.backend,
-                "scorer": config.scorer.backend}
+    roles = [("llm", plan.llm.get("backend") or config.llm.backend, config.llm),
+             ("captioner", config.captioner.backend, config.captioner)]
+    roles += [(plan_role(label), s.backend, s) for label, s in scorer_sections(config)]  # each ensemble member
     moved = plan.placement in ("swap", "offload")
-    for role, backend in backends.items():
-        section, key = getattr(config, role), f"{role}.quantization"
+    for role, backend, section in roles:
+        key = setting_key(role, "quantization")
         mode = section.quantization
         if mode == "none":
             continue
@@ -108,12 +110,12 @@ def check_before_load(config: "Config", plan: Any) -> None:
             raise ConfigError(f"{key}={mode} does not apply to the {role} backend '{backend}' (the model runs on the "
                               f"endpoint's server; quantize it there); set {key}=none.")
         try:
-            cls = registry.resolve(role, backend)
+            cls = registry.resolve(role.partition(":")[0], backend)
         except Phyt2vError:
             continue  # a backend that cannot be imported fails when it is built, with its own message
         check_applies(role, backend, cls, mode)
         path = cls.quantization_path
-        check_quantization(mode, resolve_device(section.device, f"{role}.device"), key, path)
+        check_quantization(mode, resolve_device(section.device, setting_key(role, "device")), key, path)
         if moved and path == "transformers":
             check_movable(mode, key)
 

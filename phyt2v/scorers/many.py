@@ -55,6 +55,25 @@ class ScoreResult:
         return out
 
 
+def unparseable_error(scores: Scores | None) -> str | None:
+    """The error of a result whose model answered without a usable rating (``extra['unparseable']`` lists what
+    is missing), with the start of the answer; None when nothing is missing."""
+    extra = getattr(scores, "extra", None) or {}
+    missing = extra.get("unparseable")
+    if not missing:
+        return None
+    answer = " ".join(str(extra.get("reply") or extra.get("sa_answer") or "").split())[:160]
+    what = ", ".join(map(str, missing)) if isinstance(missing, list) else str(missing)
+    return f"unparseable reply ({what})" + (f": {answer!r}" if answer else "")
+
+
+def checked(scorer: Any, res: ScoreResult) -> ScoreResult:
+    """A scorer that declares ``unparseable_is_error`` (VideoScore2): an unparseable answer is an error row."""
+    if res.error is None and getattr(scorer, "unparseable_is_error", False):
+        res.error = unparseable_error(res.scores)
+    return res
+
+
 def as_items(items: Iterable[Any]) -> list[ScoreItem]:
     out = []
     for it in items:
@@ -107,7 +126,7 @@ def score_videos(scorer: Scorer, items: Iterable[Any], *, batch_size: int = 1, p
     results: list[ScoreResult | None] = [None] * len(items)
 
     def emit(i: int, res: ScoreResult) -> None:
-        results[i] = res
+        results[i] = res = checked(scorer, res)
         if on_result is not None:
             on_result(i, res)
 

@@ -35,6 +35,7 @@ def yes_no_probability(logits, yes_id: int, no_id: int):
 
 class VideoConScorer:
     backend = "videocon"
+    default_model = DEFAULT_MODEL
     quantization_path = "torchao"  # runtime/quant.py: quantized in place, layer by layer onto the GPU
 
     @staticmethod
@@ -60,9 +61,12 @@ class VideoConScorer:
 
     @classmethod
     def from_config(cls, config: "Config") -> "VideoConScorer":
+        from ..config.ensemble import scorer_model
+
         s = config.scorer
         check_options("scorer", "videocon", s.options)
-        return cls(model=s.model or DEFAULT_MODEL, device=s.device, dtype=s.dtype, batch_size=s.batch_size,
+        return cls(model=scorer_model(config, s, DEFAULT_MODEL), device=s.device, dtype=s.dtype,
+                   batch_size=s.batch_size,
                    reference_truncation=s.reference_truncation, num_frames=s.num_frames or 32,
                    quantization=s.quantization)
 

@@ -50,6 +50,7 @@ def _unit(rating: int | None) -> float:
 
 class VideoPhy2Scorer:
     backend = "videophy2"
+    default_model = DEFAULT_MODEL
     quantization_path = "torchao"  # runtime/quant.py: quantized in place, layer by layer onto the GPU
 
     @staticmethod
@@ -72,9 +73,12 @@ class VideoPhy2Scorer:
 
     @classmethod
     def from_config(cls, config: "Config") -> "VideoPhy2Scorer":
+        from ..config.ensemble import scorer_model
+
         s = config.scorer
         check_options("scorer", "videophy2", s.options, ("max_new_tokens",))
-        return cls(model=s.model or DEFAULT_MODEL, device=s.device, dtype=s.dtype, batch_size=s.batch_size,
+        return cls(model=scorer_model(config, s, DEFAULT_MODEL), device=s.device, dtype=s.dtype,
+                   batch_size=s.batch_size,
                    num_frames=s.num_frames or 32, max_new_tokens=int(s.options.get("max_new_tokens", MAX_LENGTH)),
                    quantization=s.quantization)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -35,13 +37,53 @@ def _reader(path: Path, size: tuple[int, int] | None = None):
         raise VideoError(f"cannot open video {path}: {first_line(e)}") from None
 
 
+_SHARED: dict[tuple, tuple[list[np.ndarray], float]] = {}
+_SHARED_DEPTH = [0]
+_SHARED_LOCK = threading.RLock()
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """Within this block each video file is decoded once per ``size``: several scorers of one video (an ensemble)
+    share the frames. Keyed by path, size, and the file's size and modification time; forgotten when the
+    outermost block ends. The frames returned are shared: read them, never change them in place."""
+    with _SHARED_LOCK:
+        _SHARED_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        with _SHARED_LOCK:
+            _SHARED_DEPTH[0] -= 1
+            if not _SHARED_DEPTH[0]:
+                _SHARED.clear()
+
+
 def read_frames(path: str | Path, size: tuple[int, int] | None = None) -> tuple[list[np.ndarray], float]:
     """All frames as HxWx3 uint8 RGB arrays (grayscale is expanded), and the fps. ``size`` (w, h)
-    has ffmpeg scale every frame to exactly that size, aspect ratio not kept.
+    has ffmpeg scale every frame to exactly that size, aspect ratio not kept. Inside ``shared_reads()`` a
+    second read of the same file and size returns the first read's frames.
 
     A decode error part-way, or clearly fewer frames than the container's duration and frame rate
     promise (a truncated file still opens when its index is at the front), is a ``VideoError``."""
     path = Path(path)
+    if not _SHARED_DEPTH[0]:
+        return _decode(path, size)
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), size, st.st_size, st.st_mtime_ns)
+    except OSError:
+        return _decode(path, size)  # missing: the decoder says so
+    with _SHARED_LOCK:
+        hit = _SHARED.get(key)
+    if hit is None:
+        hit = _decode(path, size)
+        with _SHARED_LOCK:
+            if _SHARED_DEPTH[0]:
+                _SHARED[key] = hit
+    return hit
+
+
+def _decode(path: Path, size: tuple[int, int] | None) -> tuple[list[np.ndarray], float]:
     reader = _reader(path, size)
     frames: list[np.ndarray] = []
     try:

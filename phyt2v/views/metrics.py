@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence
 from ..batch import folder as batchdir
 from ..batch.tables import read_rows
 from ..errors import InputError
+from .scorers import RATED, ensemble_members, kind_of, member_rows
 
 KINDS = ("videophy", "videophy2", "phygenbench", "auto")
 WHERE = "_where"
@@ -325,7 +326,13 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
     where = _BATCH_WHERE.replace("{dir}", str(batch_dir))
     picks: list[str | int] = ["first", "best"] if round is None else [round]
     tables, warnings = {}, []
+    members = ensemble_members(batchdir.read_batch(batch_dir).get("config"))  # a verifier ensemble: each scorer
+    per_scorer = {x: {"backend": b, "kind": kind_of(b), "rounds": {}} for x, b in members.items()}
     for which in (batchdir.check_round(batch_dir, w, results) for w in picks):
+        for x, b in members.items():
+            mr = member_rows(finished, x, b, which, where)[0]
+            per_scorer[x]["rounds"][str(which)] = None if not mr else (videophy_table(mr, groups) if b not in RATED
+                                                                        else videophy2_table(mr, groups, hard_column))
         rows, excluded = batch_rows(finished, kind, which, where)
         if excluded:
             warnings.append(f"{batchdir.round_label(which)}: {excluded} finished prompt(s) excluded (no usable "
@@ -351,7 +358,7 @@ def summarize_batch(batch_dir: Path, kind: str = "auto", group_by: Sequence[str]
                         "(a different fidelity); read it as the whole method's effect, drafts plus the final render")
     return {"kind": kind, "batch": str(batch_dir), "n_finished": len(finished), "n_failed": n_failed,
             "n_final": n_final, "n_not_physical": n_not_physical,
-            "group_by": groups, "rounds": tables, "warnings": warnings,
+            "group_by": groups, "rounds": tables, "warnings": warnings, "scorers": per_scorer,
             "gain": gain(tables["first"], tables["best"]) if round is None else None}
 
 

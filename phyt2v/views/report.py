@@ -24,6 +24,7 @@ from ..errors import InputError, first_line
 from ..store.files import atomic_write_text
 from ..store.paths import ensure_file_parent
 from ..store.record import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord, StepError
+from .scorers import round_card
 
 REPORT_NAME = "report.html"
 SERIES = (("sa", "SA", "#2563eb"), ("pc", "PC", "#d97706"), ("score", "score", "#059669"))
@@ -169,8 +170,18 @@ def video_src(rel: str | None, run_dir: Path, page_dir: Path) -> str | None:
 def candidate_view(c: Candidate, chosen: int | None, run_dir: Path, page_dir: Path) -> dict[str, Any]:
     """One seed's video of a best-of-N round; ``chosen`` marks the round's pick."""
     return {"seed": c.seed, "chosen": c.seed == chosen, "video_src": video_src(c.video, run_dir, page_dir),
-            "novideo": f"video not found: {c.video}",
+            "novideo": f"video not found: {c.video}", "scorers": scorer_rows(c.scores),
             "scores": [(lab, num(getattr(c.scores, key))) for key, lab, _ in SERIES] if c.scores else None}
+
+
+def extra_view(scores: RoundScores | None) -> list[tuple[str, str]]:
+    """A scorer's extras as (name, value); an ensemble's members go to their own table (``scorer_rows``)."""
+    return [(a, num(b)) for a, b in scores.extra.items() if a != "scorers"] if scores else []
+
+
+def scorer_rows(scores: RoundScores | None) -> list[dict[str, str]]:
+    """Each scorer of an ensemble: name, SA, PC, score and weight (formatted), or its error."""
+    return [{k: (num(v) if k != "name" else v) for k, v in row.items()} for row in round_card(scores)]
 
 
 def final_view(f: FinalRender | None, run_dir: Path, page_dir: Path) -> dict[str, Any] | None:
@@ -181,7 +192,7 @@ def final_view(f: FinalRender | None, run_dir: Path, page_dir: Path) -> dict[str
             "video_src": video_src(f.video, run_dir, page_dir),
             "novideo": f"video not found: {f.video}" if f.video else "not rendered yet",
             "scores": [(lab, num(getattr(f.scores, key))) for key, lab, _ in SERIES] if f.scores else None,
-            "extra": [(a, num(b)) for a, b in f.scores.extra.items()] if f.scores else []}
+            "extra": extra_view(f.scores), "scorers": scorer_rows(f.scores)}
 
 
 def card_view(r: RoundRecord, prev: str | None, best: int | None, run_dir: Path, page_dir: Path,
@@ -194,7 +205,7 @@ def card_view(r: RoundRecord, prev: str | None, best: int | None, run_dir: Path,
             "video_src": rel_url(v, page_dir) if v is not None and v.is_file() else None,
             "novideo": f"video not found: {r.video}" if r.video else "no video",
             "scores": [(lab, num(getattr(r.scores, key))) for key, lab, _ in SERIES] if r.scores else None,
-            "extra": [(a, num(b)) for a, b in r.scores.extra.items()] if r.scores else [],
+            "extra": extra_view(r.scores), "scorers": scorer_rows(r.scores),
             "has_prev": prev is not None, "tokens": tokens, "prompt_diff": word_diff(prev, r.prompt),
             "caption": r.caption, "mismatch": r.mismatch,
             "principle": r.refinement.principle if r.refinement is not None else None,
@@ -323,8 +334,11 @@ def batch_page(batch_dir: Path, page_dir: Path) -> str:
     facts = [("source", f'{src.get("name")} ({src.get("kind")})'), ("config", header.get("config_hash")),
              ("prompts", f"{n_fin} finished, {len(results) - n_fin} failed, {total} total"),
              ("updated", header.get("updated"))]
+    summary = summarize(batch_dir, results)
+    per_scorer = [(f"{x} ({sc['kind']})", metrics_view({"kind": sc["kind"], "rounds": sc["rounds"]}))
+                  for x, sc in (summary.get("scorers") or {}).items() if all(sc["rounds"].values())]
     return render("batch.html.j2", title=f"phyt2v batch: {src.get('name') or batch_dir.name}", name=batch_dir.name,
-                  source=src, facts=facts, metrics=metrics_view(summarize(batch_dir, results)), prompts=rows,
+                  source=src, facts=facts, metrics=metrics_view(summary), per_scorer=per_scorer, prompts=rows,
                   sections=sections)
 
 

@@ -31,18 +31,19 @@ def resolve_model(model_id: str) -> str:
 
 
 def get_vlm(model_id: str, device: str = "auto", dtype: str = "auto",
-            quantization: str = "none") -> tuple[Any, Any]:
-    """(model, processor), loaded once per (resolved path, device, dtype, quantization) in this process."""
+            quantization: str = "none", role: str = "captioner") -> tuple[Any, Any]:
+    """(model, processor), loaded once per (resolved path, device, dtype, quantization) in this process; a load
+    counts for ``role`` (``registry.LOADS``; a scorer with its own VLM, e.g. VideoScore2, says "scorer")."""
     from ..runtime.quant import quantization_config
 
     path = resolve_model(model_id)
-    dev = resolve_device(device, "captioner.device")
-    torch_dtype = resolve_dtype(dtype, dev, "captioner.dtype")
-    qconf = quantization_config(quantization, dev, "captioner.quantization")
+    dev = resolve_device(device, f"{role}.device")
+    torch_dtype = resolve_dtype(dtype, dev, f"{role}.dtype")
+    qconf = quantization_config(quantization, dev, f"{role}.quantization")
     key = (path, dev, str(torch_dtype), quantization)
     if key not in _CACHE:
         _CACHE[key] = _load(path, dev, torch_dtype, qconf)
-        registry.record_load("captioner")
+        registry.record_load(role)
     return _CACHE[key]
 
 

@@ -41,3 +41,75 @@ def video_inputs(model: Any, processor: Any, frames: list, text: str, fps: float
     from .runtime import model_inputs
 
     return model_inputs(model, batch)
+
+
+# Qwen-VL's video sampling (qwen-vl-utils 0.0.14, vision_process.py: FPS, FPS_MIN_FRAMES, FPS_MAX_FRAMES,
+# FRAME_FACTOR, VIDEO_MIN_TOKEN_NUM / VIDEO_MAX_TOKEN_NUM x 28 x 28 pixels per frame).
+FRAME_FACTOR = 2
+MIN_FRAMES = 4
+MAX_FRAMES = 768
+VIDEO_MIN_PIXELS = 128 * 28 * 28
+VIDEO_MAX_PIXELS = 768 * 28 * 28
+
+
+def frame_count_at_fps(total: int, video_fps: float, fps: float, *, min_frames: int = MIN_FRAMES,
+                       max_frames: int = MAX_FRAMES) -> int:
+    """How many frames qwen-vl-utils' ``smart_nframes`` samples at ``fps``: the video's length x fps, at least
+    ``min_frames`` and at most ``max_frames`` and the video's own count, rounded down to an even number (a video
+    with fewer than 2 frames gives 1: its one frame)."""
+    import math
+
+    if total < FRAME_FACTOR:
+        return max(total, 1)
+    low = math.ceil(min_frames / FRAME_FACTOR) * FRAME_FACTOR
+    high = math.floor(min(max_frames, total) / FRAME_FACTOR) * FRAME_FACTOR
+    want = total / video_fps * fps if video_fps > 0 else low
+    n = min(max(want, low), high, total)
+    return max(FRAME_FACTOR, math.floor(n / FRAME_FACTOR) * FRAME_FACTOR)
+
+
+def linspace_indices(total: int, n: int) -> list[int]:
+    """``torch.linspace(0, total - 1, n).round()`` (qwen-vl-utils' frame indices), without torch."""
+    if n <= 1:
+        return [0] * max(n, 0)
+    step = (total - 1) / (n - 1)
+    return [min(total - 1, int(round(i * step))) for i in range(n)]
+
+
+def fit_pixels(img: Any, min_pixels: int = VIDEO_MIN_PIXELS, max_pixels: int = VIDEO_MAX_PIXELS) -> Any:
+    """A PIL image scaled (aspect kept) so that its area lies within [min_pixels, max_pixels]; the model's
+    processor then rounds each side to its patch grid."""
+    from PIL import Image
+
+    area = img.width * img.height
+    if min_pixels <= area <= max_pixels:
+        return img
+    scale = ((max_pixels if area > max_pixels else min_pixels) / area) ** 0.5
+    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+
+
+def frames_at_fps(video: str | Path, fps: float, *, num_frames: int | None = None, frame_size: int | None = None,
+                  min_pixels: int = VIDEO_MIN_PIXELS, max_pixels: int = VIDEO_MAX_PIXELS) -> tuple[list, float]:
+    """(RGB PIL frames, the rate they represent) as qwen-vl-utils samples a video file at ``fps``: the count from
+    ``frame_count_at_fps`` (or ``num_frames`` when given), evenly spaced from the first frame to the last, each
+    frame's area brought within [min_pixels, max_pixels]; with ``frame_size`` the longest side is capped at it
+    instead (small CPU runs)."""
+    from PIL import Image
+
+    from ..store.video_io import read_frames
+
+    frames, video_fps = read_frames(Path(video))
+    total = len(frames)
+    n = min(num_frames, total) if num_frames else frame_count_at_fps(total, video_fps, fps)
+    out = []
+    for i in linspace_indices(total, n):
+        img = Image.fromarray(frames[i]).convert("RGB")
+        if frame_size:
+            if max(img.size) > frame_size:
+                s = frame_size / max(img.size)
+                img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
+        else:
+            img = fit_pixels(img, min_pixels, max_pixels)
+        out.append(img)
+    seconds = total / video_fps if video_fps > 0 else 0.0
+    return out, (n / seconds if seconds > 0 else fps)

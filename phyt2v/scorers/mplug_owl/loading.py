@@ -23,13 +23,14 @@ _IGNORED = re.compile(r"(^|\.)rotary_emb\.inv_freq$")
 
 
 def resolve_model_dir(model: str) -> Path:
-    """A local folder as is; anything else is a Hugging Face id fetched with huggingface_hub."""
+    """A local folder as is; anything else is a Hugging Face id fetched with huggingface_hub. (``tiny`` is
+    resolved before, by ``runtime.OwlRuntime``.)"""
     path = Path(model).expanduser()
     if path.is_dir():
         return path
     if path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise InputError(f"scorer model '{model}' is neither a checkpoint folder nor a Hugging Face id "
-                         "(owner/name). Pass --set scorer.model=<folder or id>.")
+                         "(owner/name) nor 'tiny'. Pass --set scorer.model=<folder, id or tiny>.")
     from ...runtime.hub import check_hub_model
 
     check_hub_model(model, "scorer weights", "scorer.model")  # at once, not after the hub's retries

@@ -34,7 +34,7 @@ class OwlRuntime:
 
         if not isinstance(num_frames, int) or num_frames < 1:
             raise InputError(f"scorer num_frames must be a positive integer (got {num_frames!r}); the reference uses 32")
-        self.folder = resolve_model_dir(model)
+        self.folder = tiny_dir() if model == "tiny" else resolve_model_dir(model)
         if not (self.folder / "tokenizer.model").is_file():
             raise BackendError(f"{self.folder} has no tokenizer.model (the LLaMA sentencepiece model); "
                                "use the complete checkpoint folder.")
@@ -67,3 +67,12 @@ class OwlRuntime:
         if len(ids) > limit:
             raise InputError(f"prompt for {video.name} is {len(ids)} tokens with the video, over the scorer's "
                              f"{limit}-position limit; shorten the prompt")
+
+
+def tiny_dir() -> Path:
+    """``model: tiny``: the tiny random-weight checkpoint that answers with a rating (``tiny.build_rating_checkpoint``),
+    built once into phyt2v's cache."""
+    from ...tiny.build import tiny_model_dir
+    from .tiny import build_rating_checkpoint
+
+    return tiny_model_dir("mplug-owl-rating", builder=build_rating_checkpoint)

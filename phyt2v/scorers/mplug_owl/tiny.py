@@ -72,17 +72,60 @@ def random_model(config: MplugOwlConfig, seed: int = 0, std: float = 0.5):
     return model.eval()
 
 
-def build_tiny_checkpoint(folder: str | Path, *, fmt: str = "safetensors", shards: int = 1, seed: int = 0) -> Path:
-    """Write a complete tiny checkpoint folder and return it."""
+def build_tiny_checkpoint(folder: str | Path, *, fmt: str = "safetensors", shards: int = 1, seed: int = 0,
+                          rates: bool = False) -> Path:
+    """Write a complete tiny checkpoint folder and return it. ``rates``: the LLaMA answers a rating
+    (``script_rating``)."""
     from .loading import save_model
 
     folder = Path(folder)
     tok = train_tokenizer(folder)
     import sentencepiece as spm
 
-    vocab = len(spm.SentencePieceProcessor(model_file=str(tok)))
-    model = random_model(tiny_config(vocab_size=vocab), seed=seed)
+    sp = spm.SentencePieceProcessor(model_file=str(tok))
+    model = random_model(tiny_config(vocab_size=len(sp)), seed=seed)
+    if rates:
+        script_rating(model, sp)
     save_model(model, folder, fmt=fmt, shards=shards)
     (folder / "preprocessor_config.json").write_text(json.dumps(
         {"image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD), "size": 224, "do_resize": True}, indent=1))
     return folder
+
+
+def build_rating_checkpoint(folder: str | Path) -> Path:
+    """The checkpoint ``scorer.model: tiny`` loads (videocon, videophy2): ``build_tiny_checkpoint`` whose LLaMA
+    answers VideoPhy-2's questions with one digit and stops, so smoke runs get ratings, not noise text."""
+    return build_tiny_checkpoint(folder, rates=True)
+
+
+# The digits' logit offsets; each digit's row in the LM head also has a random direction away from the script's axes.
+RATING_LEAN = (0.0, 0.6, 1.0, 0.9, 0.3)
+RATING_SCRIPT = 24.0
+RATING_JITTER = 1.0    # size of each digit's random direction
+
+
+def script_rating(model, sp) -> None:
+    """Set the LLaMA's embeddings and LM head so that after the prompt's last token ("AI: " ends every question)
+    it writes one digit 1..5 and then EOS (a bigram script: the hidden state is mostly the current token's embedding,
+    one axis of the hidden space per scripted token). The other rows of the head (Yes, No: VideoCon's answer) stay
+    random. The frames barely move the tiny model: its ratings are mostly the same digit; noise either way."""
+    import torch
+
+    lm = model.language_model
+    emb, head = lm.get_input_embeddings().weight, lm.lm_head.weight
+    hidden = emb.shape[1]
+    last = sp.encode("Human: Does this video adhere to the physical laws?\nAI: ")[-1]
+    digits = [sp.piece_to_id(str(d)) for d in range(1, 6)]
+    sources = [last] + digits
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        basis = torch.eye(hidden)
+        scale = hidden ** -0.5  # RMSNorm turns a unit axis into sqrt(hidden) along it
+        for i, t in enumerate(sources):
+            emb[t] = basis[i]
+            head[t] = 0.0
+        head[sp.eos_id()] = RATING_SCRIPT * scale * sum(basis[i] for i in range(1, len(sources)))
+        for d, t in enumerate(digits):
+            jitter = torch.randn(hidden, generator=gen) * scale * RATING_JITTER
+            jitter[: len(sources)] = 0.0
+            head[t] = (RATING_SCRIPT + RATING_LEAN[d]) * scale * basis[0] + jitter
