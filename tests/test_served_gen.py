@@ -150,6 +150,7 @@ def test_a_job_the_server_forgot_is_created_again_with_a_warning(tmp_path, caplo
     assert any(f"no longer knows job {first}" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_seeds_are_n_jobs_each_with_its_seed_or_recorded_unseeded(tmp_path):
     with VideosServer(render_s=0.4) as srv:
         gen = OpenAIVideoGenerator.from_config(served(srv))
@@ -193,7 +194,8 @@ def test_the_gate_runs_jobs_in_the_callers_threads_at_once_without_the_gpu_lock(
         barrier.wait()  # all three are inside at once, or this times out
 
     with lanes.GPU_LOCK:  # another thread's GPU step holds the lock: the served jobs do not wait for it
-        threads = [threading.Thread(target=lambda: gate.call(job), name=f"t{i}") for i in range(3)]
+        lanes_ = lanes.Lanes(generator=gate)  # the "generator" steps of a Refiner whose generator is served
+        threads = [threading.Thread(target=lambda: lanes_.call("generator", job), name=f"t{i}") for i in range(3)]
         for t in threads:
             t.start()
         for t in threads:
@@ -201,6 +203,7 @@ def test_the_gate_runs_jobs_in_the_callers_threads_at_once_without_the_gpu_lock(
     assert sorted(seen) == ["t0", "t1", "t2"] and gate.peak == 3 and not barrier.broken
 
 
+@pytest.mark.slow
 def test_the_key_is_sent_and_never_written(tmp_path, monkeypatch):
     key = "sk-served-video-key-4242"
     monkeypatch.setenv("PHYT2V_VIDEO_KEY", key)
@@ -215,6 +218,7 @@ def test_the_key_is_sent_and_never_written(tmp_path, monkeypatch):
             assert key.encode() not in p.read_bytes(), p
 
 
+@pytest.mark.slow
 def test_the_loop_through_a_served_generator_records_its_jobs_and_resumes_without_a_create(tmp_path):
     with VideosServer() as srv:
         cfg = served(srv, "loop.max_rounds=2", "loop.seeds=2")
@@ -228,6 +232,7 @@ def test_the_loop_through_a_served_generator_records_its_jobs_and_resumes_withou
         assert len(srv.creates()) == 4
 
 
+@pytest.mark.slow
 def test_draft_rounds_send_their_steps_and_the_draft_model(tmp_path):
     with VideosServer(model="tiny-video") as srv:
         cfg = served(srv, "loop.max_rounds=1", "loop.min_rounds=1", "loop.draft.enabled=true",
@@ -249,6 +254,7 @@ def veo_config(srv, *sets):
                                            "generator.steps=null", "generator.guidance=null", *sets])
 
 
+@pytest.mark.slow
 def test_veo_loop_through_the_sdk_records_the_operation_and_resumes_by_its_name(tmp_path, monkeypatch, recwarn):
     monkeypatch.setenv("GEMINI_API_KEY", "gemini-test-key-777")
     with VeoServer(render_s=0.2) as srv:

@@ -203,6 +203,7 @@ class JobGenerator:
             seed_sent = bool(held.get("seed_sent", True)) if job_id else True
             if job_id:
                 log.info("%s", self.line(f"resuming job {job_id} (seed {seed}) recorded by an earlier run"))
+            recreated = 0
             while True:
                 if job_id is None:
                     job_id, seed_sent, first = self.start(prompt, seed, overrides, job_log)
@@ -216,10 +217,13 @@ class JobGenerator:
                                                   f"{one_line(state.message or 'no message', 300)}"), code=state.code)
                     data = self.download(job_id, state, job_log)
                 except JobGone:
+                    self.note(job_log, seed, status="gone")
+                    if first is not None or recreated:  # created in this call and gone already: not a resume
+                        raise BackendError(self.line(f"job {job_id} (seed {seed}) vanished from the server while it "
+                                                     "ran (HTTP 404); check the server's log")) from None
                     log.warning("%s", self.line(f"the server no longer knows job {job_id} (seed {seed}): creating "
                                                 "it again"))
-                    self.note(job_log, seed, status="gone")
-                    job_id = None
+                    recreated, job_id = 1, None
                     continue
                 return self.save(data, path, seed, seed_sent, job_id, job_log, self.count_tokens(prompt))
 
