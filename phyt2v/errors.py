@@ -66,6 +66,15 @@ class ParseError(Phyt2vError):
         self.step = step
 
 
+class JobFailed(BackendError):
+    """A served video job ended in ``failed`` (e.g. ``moderation_blocked``): the message names the server's error
+    code and message. ``code`` is that code (None when the server gave none)."""
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.code = code
+
+
 class VideoError(Phyt2vError):
     """A video file is missing, unreadable, corrupt or has no frames."""
 
@@ -74,6 +83,13 @@ class Interrupted(Phyt2vError):
     """The user pressed Ctrl-C; the current step was written and the run can be resumed."""
 
     exit_code = 130
+
+
+class BudgetExceeded(Interrupted):
+    """The next served video would pass ``phyt2v batch --max-cost``: no job was started; what is done is saved and a
+    rerun with a larger budget resumes."""
+
+    exit_code = 1
 
 
 class RunLocked(InputError):

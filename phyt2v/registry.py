@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import BackendError, BackendNotFound
+from .errors import BackendError, BackendNotFound, Phyt2vError
 
 if TYPE_CHECKING:
     from .config import Config
@@ -35,6 +35,8 @@ BUILTINS: dict[str, str] = {
     "llm:vlm": "phyt2v.llms.vlm_llm:VLMChatLLM",
     "generator:diffusers": "phyt2v.generators.diffusers_gen:DiffusersGenerator",
     "generator:cogvideox": "phyt2v.generators.cogvideox:CogVideoXGenerator",
+    "generator:openai": "phyt2v.generators.openai_video:OpenAIVideoGenerator",
+    "generator:veo": "phyt2v.generators.veo:VeoGenerator",
     "captioner:vlm": "phyt2v.captioners.vlm:VLMCaptioner",
     "captioner:openai": "phyt2v.captioners.openai_vlm:OpenAIVLMCaptioner",
     "scorer:vlm-judge": "phyt2v.scorers.vlm_judge:VLMJudgeScorer",
@@ -65,6 +67,8 @@ DESCRIPTIONS: dict[str, str] = {
     "generator:diffusers": "any diffusers text-to-video pipeline: Wan 2.1/2.2, LTX-Video, HunyuanVideo (1.5), "
                            "CogVideoX, Mochi (hub id, folder, or tiny-wan/-ltx/-hunyuan)",
     "generator:cogvideox": "the diffusers backend held to CogVideoX with the paper's settings (or 'tiny')",
+    "generator:openai": "a Videos API server (vLLM-Omni, SGLang Diffusion, Dynamo): jobs created, polled, downloaded",
+    "generator:veo": "Veo 3.x through google-genai (pip install 'phyt2v[veo]'); key in GEMINI_API_KEY",
     "captioner:vlm": "transformers image-text-to-text VLM over sampled frames (Qwen2.5-VL default)",
     "captioner:openai": "an OpenAI-compatible vision chat endpoint (vLLM, SGLang, a provider) shown the frames",
     "scorer:vlm-judge": "the captioner's VLM asked the VideoCon-Physics questions; P(Yes) from logits (from an "
@@ -149,6 +153,16 @@ def check_before_load(role: str, config: "Config") -> None:
     hook = getattr(resolve(role, getattr(config, role).backend), "check_before_load", None)
     if hook is not None:
         hook(config)
+
+
+def is_remote(role: str, config: "Config") -> bool:
+    """The role's backend class declares ``remote = True``: it runs on a server (a served generator), so it holds
+    no local weights and its steps take no GPU worker."""
+    try:
+        cls = resolve(role, getattr(config, role).backend)
+    except Phyt2vError:
+        return False
+    return bool(getattr(cls, "remote", False))
 
 
 _BUILT: dict[tuple[str, str], Any] = {}

@@ -90,6 +90,7 @@ class BatchSummary:
     filtered: int = 0               # of those finished now, skipped by loop.min_physics (stop "not_physical")
     failed: list[dict[str, Any]] = field(default_factory=list)  # result lines of prompts that failed now
     interrupted: bool = False
+    budget_stop: str | None = None  # why --max-cost stopped the batch (no job past it was started)
     merged: bool = False
     results_file: Path | None = None
     wall_s: float = 0.0
@@ -150,9 +151,13 @@ class Batch:
 
     def __init__(self, source: Any, config: Config, *, out: str | Path | None = None, limit: int | None = None,
                  shard: Shard | None = None, refiner: Any = None, concurrency: int | None = None,
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None):
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None, max_cost: float | None = None):
         if limit is not None and limit < 1:
             raise InputError(f"--limit {limit}: pass a positive number of prompts")
+        if max_cost is not None and (max_cost < 0 or config.generator.price_per_second is None):
+            raise InputError(f"--max-cost {max_cost}: needs a non-negative amount and generator.price_per_second "
+                             "(USD per second of video) to price each served job")
+        self.max_cost = max_cost
         self.source, self.config = source, config
         self.items = source.items[:limit] if limit else list(source.items)
         self.shard = shard or Shard()
@@ -254,6 +259,7 @@ class Batch:
         self.on_event("batch_start", {"dir": self.dir, "total": len(mine), "done": summary.already_done,
                                       "todo": len(todo), "shard": self.shard, "concurrency": k})
         self._since = now("microseconds")
+        budget = self.budget() if self.max_cost is not None else None
         try:
             with self.refiner().pipeline(k) if k > 1 and len(todo) > 1 else nullcontext():
                 pending, wait = todo, 0.2
@@ -272,11 +278,28 @@ class Batch:
                     pending = locked
         except Interrupted:
             summary.interrupted = True
+            summary.budget_stop = budget.refused if budget is not None else None
         finally:
             summary.wall_s = time.perf_counter() - t0
         if not summary.interrupted:
             summary.merged = self.merge()
         return summary
+
+    def spent(self) -> float:
+        """USD the served jobs of this batch's runs cost so far (recorded per job; in-flight jobs at their estimate)."""
+        from ..store.record import run_cost
+
+        runs = self.dir / batchdir.RUNS_DIR
+        recs = [self._load_record(d) for d in sorted(runs.iterdir()) if d.is_dir()] if runs.is_dir() else []
+        return sum(run_cost(r) for r in recs if r is not None)
+
+    def budget(self) -> Any:
+        """The --max-cost budget, given to the Refiner: each new served job is charged before it is created."""
+        from ..loop.jobs import CostBudget
+
+        budget = CostBudget(self.max_cost, self.spent())
+        self.refiner().budget = budget
+        return budget
 
     def try_one(self, item: Any) -> dict[str, Any] | str | None:
         """Run one prompt and append its line, holding its run folder's lock. None when another process

@@ -44,7 +44,7 @@ def summary_lines(s: Any) -> list[str]:
 
 
 def run_batch(src: Any, cfg: Any, *, limit: int | None = None, shard: Any = None, concurrency: int | None = None,
-              label: str = "") -> tuple[Any, Any]:
+              label: str = "", max_cost: float | None = None) -> tuple[Any, Any]:
     """Run or resume ``src`` under ``cfg`` with the progress display: (the Batch, its BatchSummary)."""
     from ..batch.runner import Batch
     from ..loop.refiner import Refiner
@@ -52,7 +52,7 @@ def run_batch(src: Any, cfg: Any, *, limit: int | None = None, shard: Any = None
 
     with BatchProgress(err, cfg, label=label) as prog:
         b = Batch(src, cfg, limit=limit, shard=shard, refiner=Refiner(cfg, on_event=prog.on_refine_event),
-                  concurrency=concurrency, on_event=prog.on_batch_event)
+                  concurrency=concurrency, on_event=prog.on_batch_event, max_cost=max_cost)
         return b, b.run()
 
 
@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
         concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, help="prompts in flight: "
                                                   "their GPU steps run one at a time while others wait on the LLM "
                                                   "(default: 4 with a remote LLM, 1 with a local one)"),
+        max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0.0, help="served generator: start no "
+                                                 "video job that would take the batch's spend (recorded in its runs, "
+                                                 "at generator.price_per_second) past this many USD"),
         out_dir: Optional[Path] = out_opt("parent folder of batch folders (default ./runs)"),
         preset: Optional[str] = PresetOpt,
         config: Optional[Path] = ConfigOpt,
@@ -112,7 +115,8 @@ def register(app: typer.Typer) -> None:
         if cfg.generator.model.startswith("tiny") and (state is None or state.is_main_process):
             err.print("[yellow]smoke preset: tiny random-weight models, the scores are meaningless.[/yellow]")
         label = f"[{sh}] " if sh is not None and sh.count > 1 else ""
-        b, summary = run_batch(src, cfg, limit=limit, shard=sh, concurrency=concurrency, label=label)
+        b, summary = run_batch(src, cfg, limit=limit, shard=sh, concurrency=concurrency, label=label,
+                               max_cost=max_cost)
         # No barrier: shards can finish hours apart (a collective would time out, and spin meanwhile).
         # Each shard tries the merge when it ends; the last one to finish finds every line and writes it.
         for line in summary_lines(summary):
@@ -124,6 +128,11 @@ def register(app: typer.Typer) -> None:
         elif not summary.interrupted:
             out.print(f"shard results: {summary.results_file} (merged into results.jsonl by the last shard to "
                       "finish; or rerun without --shard once all are done)", soft_wrap=True, highlight=False)
+        if summary.budget_stop:
+            err.print(f"[red]--max-cost reached[/red]: {summary.budget_stop}; the prompts not finished are left "
+                      "unstarted or stopped before their next video. Finished steps are saved: run again with a "
+                      "larger --max-cost to resume", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
         if summary.interrupted:
             err.print("[red]interrupted[/red]: finished prompts and steps are saved; run the same command "
                       "again to resume", highlight=False)

@@ -72,6 +72,19 @@ def print_endpoints(console: Any, checks: list) -> None:
         console.print(line, soft_wrap=True, highlight=False)
 
 
+def needs_gpu(cfg: Any) -> bool:
+    """A role of ``cfg`` runs a full-size model in this process: a local generator, captioner or scorer (served ones
+    and the tiny models do not need a GPU here)."""
+    from .. import registry
+    from ..runtime.endpoints import judge_served
+
+    generator = not registry.is_remote("generator", cfg) and not cfg.generator.model.startswith("tiny")
+    captioner = cfg.captioner.backend != "openai" and cfg.captioner.model != "tiny"
+    scorer = cfg.scorer.backend != "vlm-judge" or (not judge_served(cfg) and (cfg.scorer.model or
+                                                                              cfg.captioner.model) != "tiny")
+    return generator or captioner or scorer
+
+
 def environment_checks() -> list:
     """Without a config: the endpoint $OPENAI_BASE_URL names, when it is set."""
     from ..runtime.endpoints import Endpoint, check_all
@@ -115,8 +128,7 @@ def report() -> Group:
     for name in preset_names():
         cfg = load_config(name)
         backend, model, why = choose_llm(cfg, cuda=cuda, env=os.environ)
-        needs_gpu = not cfg.generator.model.startswith("tiny")
-        if needs_gpu and not cuda:
+        if needs_gpu(cfg) and not cuda:
             verdict = "[yellow]no: needs a CUDA GPU[/yellow]"
         elif cfg.llm.backend in ("embedded", "auto") and not gguf and not (
                 cfg.llm.base_url or os.environ.get(cfg.llm.api_key_env)):

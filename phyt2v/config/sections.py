@@ -70,10 +70,13 @@ class GeneratorConfig(_Strict):
     the pipeline's ``__call__`` signature). Options only some families have are checked when it loads."""
 
     backend: str = Field("cogvideox", description="diffusers (any text-to-video pipeline) | cogvideox (the "
-                                                  "diffusers backend with CogVideoX paper settings)")
+                                                  "diffusers backend with CogVideoX paper settings) | openai (a "
+                                                  "Videos API server: vLLM-Omni, SGLang, Dynamo) | veo (Veo through "
+                                                  "google-genai)")
     model: str = Field("THUDM/CogVideoX-5b", description="HF id, local folder, or a tiny random-weight model: "
                                                          "tiny (CogVideoX) or tiny-<family> (wan, ltx, hunyuan, ...; "
-                                                         "docs/families.md lists them)")
+                                                         "docs/families.md lists them); openai/veo: the served "
+                                                         "model's name")
     num_frames: int | None = Field(None, ge=1, description="default: the family's")
     steps: int | None = Field(None, ge=1, description="default: the family's")
     guidance: float | None = Field(None, ge=0.0, description="default: the family's")
@@ -104,7 +107,28 @@ class GeneratorConfig(_Strict):
     max_prompt_tokens: int | None = Field(None, ge=8, description="default: the pipeline's own limit")
     lora: list[dict[str, Any]] = Field(default_factory=list, description="LoRA adapters loaded once "
                                        "(phyt2v.generators.lora)")
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, description="openai/veo: extra request fields, sent "
+                                    "as given (docs/served.md)")
+    # A served generator (openai, veo): where and how its jobs run, not what they compute (the model, size, frames
+    # and seed are hashed), so these are runtime, as the served captioner's are.
+    base_url: str | None = Field(None, description="openai: the Videos API base, e.g. http://127.0.0.1:8000/v1; "
+                                 "veo: another Gemini endpoint (a proxy, a test server)", json_schema_extra=RUNTIME)
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the key (unset: "
+                                    "the backend's default, OPENAI_API_KEY for openai, GEMINI_API_KEY for veo; a "
+                                    "local server needs none)", json_schema_extra=RUNTIME)
+    timeout_s: float = Field(1800.0, gt=0, description="openai/veo: deadline of one whole job (create, wait, "
+                             "download); past it the job is deleted where the API allows", json_schema_extra=RUNTIME)
+    max_retries: int = Field(3, ge=0, le=10, description="openai/veo: retries of one request on 408/429/5xx/"
+                             "timeouts/connection errors (429 waits its Retry-After)", json_schema_extra=RUNTIME)
+    poll_s: float = Field(5.0, gt=0, description="openai/veo: first wait between status polls (grows 1.5x a poll, "
+                          "up to 8x)", json_schema_extra=RUNTIME)
+    max_in_flight: int = Field(4, ge=1, le=256, description="openai/veo: jobs running at once in this process "
+                               "(seeds of a round, prompts of a pipelined batch)", json_schema_extra=RUNTIME)
+    tokenizer: str | None = Field(None, description="openai/veo: a local folder or hub id (read offline) of the "
+                                  "served model's tokenizer, to count prompt tokens (unset: words x "
+                                  "1.3 tokens per word)")
+    price_per_second: float | None = Field(None, ge=0.0, description="openai/veo: USD per second of video; each "
+                                           "job records its cost (phyt2v batch --max-cost)", json_schema_extra=RUNTIME)
 
 
 class CaptionerConfig(_Strict):
@@ -175,6 +199,8 @@ class DraftConfig(_Strict):
     width: int | None = Field(None, ge=8, description="draft width (default: the full width)")
     cache: CacheConfig | None = Field(None, description="a cache hook for drafts only, e.g. {kind: first-block, "
                                                         "params: {threshold: 0.1}}")
+    model: str | None = Field(None, description="openai/veo: a cheaper served model for draft rounds (the final "
+                                                "render uses generator.model)")
 
 
 class LoopConfig(_Strict):
@@ -249,9 +275,12 @@ class Config(_Strict):
         ident = self.identity()
         for (section, name), value in _PINNED.items():
             ident[section][name] = value
-        for (section, name), value in _ADDED_AT_DEFAULT.items():  # added since v2: hashed only when set
-            if ident[section].get(name) == value:
-                del ident[section][name]
+        for path, value in _ADDED_AT_DEFAULT.items():  # added since v2: hashed only when set
+            node = ident
+            for key in path[:-1]:
+                node = node[key]
+            if node.get(path[-1]) == value:
+                del node[path[-1]]
         blob = json.dumps({"v": 2, **ident}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
@@ -307,8 +336,9 @@ _PINNED = {("generator", "compile"): False, ("generator", "attention_backend"): 
 
 
 # Fields added since the v2 hash that leave it unchanged at their defaults (every folder named before them keeps
-# its name); set, they are hashed.
-_ADDED_AT_DEFAULT = {("scorer", "weight"): 1.0, ("scorer", "ensemble"): [], ("loop", "combine"): "mean"}
+# its name); set, they are hashed. Key: the field's path in ``identity()``.
+_ADDED_AT_DEFAULT = {("scorer", "weight"): 1.0, ("scorer", "ensemble"): [], ("loop", "combine"): "mean",
+                     ("generator", "tokenizer"): None, ("loop", "draft", "model"): None}
 
 
 # Defaults changed since ``legacy_hash`` was the hash: (section, field) -> (default now, default then).

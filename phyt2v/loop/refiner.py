@@ -33,6 +33,7 @@ from . import llm_steps as steps
 from . import rounds
 from .budget import rewrite_within_budget
 from .ensemble import load_scorer
+from .jobs import JobLog
 from .renders import lost_videos
 from .rounds import best_round
 from .run import Event, RefineResult, Run, find_run_dir, run_id, validate_prompt
@@ -70,7 +71,8 @@ class Refiner:
         self._plan: memplan.Plan | None = None
         self._swapper: Any = None
         # inline; ``pipeline()`` gives each kind of step its worker. No step starts once a stop is requested.
-        self.lanes = lanes_mod.Lanes(should_stop=self.stop_requested)
+        self.budget: Any = None  # a batch's CostBudget (--max-cost): each served job is charged before it starts
+        self.lanes = lanes_mod.Lanes(should_stop=self.stop_requested, generator=self._gate())
         self.last_lanes: lanes_mod.Lanes | None = None
         self._local = threading.local()
         self._load_lock = threading.RLock()
@@ -84,7 +86,8 @@ class Refiner:
         GPU worker, never while another model runs there)."""
         if self._backends[role] is None:
             self.current_step = f"load {role}"
-            self.lanes.call("gpu" if role in GPU_ROLES else "llm", lambda: self._load(role),
+            kind = "generator" if role == "generator" else "gpu" if role in GPU_ROLES else "llm"
+            self.lanes.call(kind, lambda: self._load(role),
                             priority=getattr(self._local, "order", 0))
         return self._backends[role]
 
@@ -130,7 +133,8 @@ class Refiner:
             return
         plan = self.plan()
         kind = lanes_mod.llm_lane_kind(plan.llm, self.config.llm.device, plan.free_bytes is not None)
-        old, self.lanes = self.lanes, lanes_mod.pipeline_lanes(kind, self.stop_requested)
+        slots = self.config.generator.max_in_flight if self._gate() is not None else None
+        old, self.lanes = self.lanes, lanes_mod.pipeline_lanes(kind, self.stop_requested, slots)
         try:
             with self._stop.call(), self._stop.sigint(self.warn):  # a new pass: an earlier stop request is spent
                 yield self.lanes
@@ -141,6 +145,16 @@ class Refiner:
             self.lanes.close()
         finally:
             self.last_lanes, self.lanes = self.lanes, old  # kept for their busy figures (scripts/bench_batch.py)
+
+    def _gate(self) -> lanes_mod.Gate | None:
+        """A served generator's steps run in the caller's thread, ``max_in_flight`` at once, off the GPU lane."""
+        gen = self._backends["generator"]
+        if not (getattr(gen, "remote", False) if gen is not None else registry.is_remote("generator", self.config)):
+            return None
+        return lanes_mod.Gate("generator", self.config.generator.max_in_flight, self.stop_requested)
+
+    def job_log(self, run: Run, target: Any) -> JobLog:
+        return JobLog(run, target, stop_requested=self.stop_requested, budget=self.budget)
 
     def loaded(self, role: str) -> Any:
         """The role's backend if it is built already, else None (builds nothing)."""

@@ -25,14 +25,17 @@ def seeds_of(cfg: Any) -> list[int]:
 def draft_overrides(r: "Host", gen: Any) -> dict[str, Any]:
     """The per-call generator settings of a draft round (``loop.draft``)."""
     d = r.config.loop.draft
+    o: dict[str, Any] = {"model": d.model} if d.model else {}  # a cheaper served model (loop.draft.model)
     steps_n = d.steps
     if steps_n is None:
         full = getattr(gen, "steps", None)
-        if not isinstance(full, int):
+        if isinstance(full, int):
+            steps_n = max(1, round(full * d.steps_fraction))
+        elif not d.model:
             raise ConfigError(f"loop.draft: the generator {getattr(gen, 'model_id', '?')} does not say its steps; "
-                              "set loop.draft.steps")
-        steps_n = max(1, round(full * d.steps_fraction))
-    o: dict[str, Any] = {"steps": steps_n}
+                              "set loop.draft.steps (or, with a served generator, loop.draft.model)")
+    if steps_n is not None:
+        o["steps"] = steps_n
     if d.height is not None:
         o["height"] = d.height
     if d.width is not None:
@@ -43,17 +46,22 @@ def draft_overrides(r: "Host", gen: Any) -> dict[str, Any]:
 
 
 def render(r: "Host", run: "Run", prompt: str, seeds: list[int], paths: list[Path],
-           overrides: dict[str, Any] | None, k: int | None) -> list[Any]:
-    """One video per seed: one batched call when the generator can (``supports_many``), else one per seed."""
+           overrides: dict[str, Any] | None, k: int | None, target: Any = None) -> list[Any]:
+    """One video per seed: one batched call when the generator can (``supports_many``), else one per seed. A
+    served generator (``takes_job_log``) also gets the ``job_log`` of ``target`` (loop/jobs.py): its jobs are
+    recorded there before it waits on them, and a resumed run finds them."""
     gen = r.backend("generator")
     takes = getattr(gen, "supports_many", False) or "overrides" in inspect.signature(gen.generate).parameters
     if overrides and not takes:  # (a swapped backend's generate is a forwarding wrapper: ask the attribute)
         raise ConfigError(f"loop.draft needs a generator that takes per-call settings; the "
                           f"{getattr(gen, 'backend', type(gen).__name__)} backend does not (use a diffusers "
                           "backend or turn loop.draft off)")
-    extra = {"overrides": overrides} if overrides else {}
+    extra: dict[str, Any] = {"overrides": overrides} if overrides else {}
+    if getattr(gen, "takes_job_log", False) and target is not None:
+        extra["job_log"] = r.job_log(run, target)
     step = r.denoise_callback(run, k)
-    args = {"prompt": prompt, **({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds}), **extra}
+    args = {"prompt": prompt, **({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds}),
+            **({"overrides": overrides} if overrides else {})}
     with run.store.calls.call("generator", gen, "generate", args) as e:
         if len(seeds) > 1 and getattr(gen, "supports_many", False):
             made = gen.generate_many(prompt, seeds=seeds, out_paths=paths, on_step=step,

@@ -34,7 +34,7 @@ Body = Callable[[Host, Run, Target], "dict[str, Any] | None"]
 @dataclass(frozen=True)
 class Step:
     name: str    # recorded in the target's ``done`` list, shown in progress
-    lane: str    # "gpu" | "llm": which worker runs it (lanes.py)
+    lane: str    # "gpu" | "llm" | "generator": which worker runs it (lanes.py)
     body: Body   # does the work and fills the record; returns extra data for the step_end event
 
 
@@ -160,7 +160,7 @@ def _generate(r: Host, run: Run, rnd: RoundRecord) -> None:
     seeds = seeds_of(cfg)
     d = run.store.round_dir(k)
     paths = [d / "video.mp4"] if len(seeds) == 1 else [d / f"video-s{s}.mp4" for s in seeds]
-    made = render(r, run, rnd.prompt, seeds, paths, draft_overrides(r, gen) if rnd.draft else None, k)
+    made = render(r, run, rnd.prompt, seeds, paths, draft_overrides(r, gen) if rnd.draft else None, k, rnd)
     if len(seeds) == 1:
         rnd.video, rnd.seed = _rel(run, paths[0]), seeds[0]
         rnd.video_info = video_info(made[0], run.store.dir)
@@ -212,7 +212,7 @@ def _refine(r: Host, run: Run, rnd: RoundRecord) -> None:
     rnd.refined_prompt = " ".join(rnd.refinement.prompt.split())
 
 
-GENERATE = Step("generate", "gpu", _generate)
+GENERATE = Step("generate", "generator", _generate)  # the gpu lane, or a served generator's own (lanes.py)
 CAPTION = Step("caption", "gpu", _caption)
 SCORE = Step("score", "gpu", _score)
 MISMATCH = Step("mismatch", "llm", _mismatch)
@@ -233,11 +233,11 @@ def _final_generate(r: Host, run: Run, f: FinalRender) -> None:
     d = run.store.dir / "final"
     d.mkdir(exist_ok=True)
     path = d / "video.mp4"
-    made = render(r, run, f.prompt, [f.seed], [path], None, None)
+    made = render(r, run, f.prompt, [f.seed], [path], None, None, f)
     f.video, f.video_info = _rel(run, path), video_info(made[0], run.store.dir)
 
 
-FINAL_STEPS = (Step("generate", "gpu", _final_generate), Step("caption", "gpu", _caption),
+FINAL_STEPS = (Step("generate", "generator", _final_generate), Step("caption", "gpu", _caption),
                Step("score", "gpu", _score))
 
 

@@ -144,3 +144,6 @@ class Host(Protocol):
 
     def denoise_callback(self, run: Run, k: int | None) -> Callable[[int, int], None]:
         """The per-denoising-step progress callback of a render of round ``k``."""
+
+    def job_log(self, run: Run, target: Any) -> Any:
+        """A served generator's ``job_log`` for the render of ``target`` (a RoundRecord or FinalRender)."""

@@ -71,7 +71,7 @@ def configured(config: "Config", env: Mapping[str, str] | None = None) -> list[E
                    else Endpoint("llm", c.base_url or None, model, c.api_key_env))
     g = config.generator
     if g.backend == "openai" and getattr(g, "base_url", None):  # a served generator (the Videos API)
-        out.append(Endpoint("generator", g.base_url, g.model, getattr(g, "api_key_env", "OPENAI_API_KEY")))
+        out.append(Endpoint("generator", g.base_url, g.model, g.api_key_env or "OPENAI_API_KEY"))
     if config.captioner.backend == "openai":
         out.append(captioner_endpoint(config))
     if judge_served(config):

@@ -14,6 +14,11 @@ Stopping: once ``should_stop()`` is true, no job starts: a job still waiting in 
 finishes. ``close(wait=False)`` (a second Ctrl-C) fails the waiting jobs at once and does not wait for the one in
 progress (its lane thread is a daemon: the process may end under it).
 
+A served generator (``generator.backend`` openai or veo: the video renders on a server) is not a GPU worker: its
+steps (``kind`` "generator": its load and its renders) go through a ``Gate``, run in the caller's own thread, up to
+``generator.max_in_flight`` at once, and never take ``GPU_LOCK``; with a local generator the "generator" kind is the
+``gpu`` lane.
+
 Every GPU step of the process (``kind`` "gpu": load, generate, caption, score) holds ``GPU_LOCK`` while it runs,
 whichever Refiner and lane it comes from: two Refiners in one process share their loaded backends through the
 registry's cache, and a diffusers pipeline is not thread-safe (two generates on one pipeline at once fail).
@@ -145,16 +150,57 @@ class Lane:
             self._thread.join()
 
 
+class Gate:
+    """A lane without a thread: ``call`` runs the job in the caller's thread once one of ``slots`` is free (a
+    served generator's jobs, which wait on a server, not on this machine's GPU). ``spans`` and ``peak`` (the most
+    jobs in progress at once) are kept for the benchmarks."""
+
+    def __init__(self, name: str, slots: int, should_stop: StopCheck | None = None):
+        self.name, self.slots = name, slots
+        self.should_stop = should_stop or _never
+        self.spans: list[tuple[float, float]] = []
+        self.peak = 0
+        self._sem = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self._running = 0
+
+    def call(self, fn: Callable[[], T], priority: float = 0) -> T:
+        if self.should_stop():
+            raise not_started(self.name)
+        with self._sem:
+            if self.should_stop():  # the stop came while it waited for a slot
+                raise not_started(self.name)
+            with self._lock:
+                self._running += 1
+                self.peak = max(self.peak, self._running)
+            t0 = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    self.spans.append((t0, time.perf_counter()))
+
+    def close(self, wait: bool = True) -> None:
+        return None
+
+
 @dataclass
 class Lanes:
-    """The lane of each kind of step; ``None`` runs it inline in the caller's thread."""
+    """The lane of each kind of step; ``None`` runs it inline in the caller's thread. ``generator`` is the Gate of
+    a served generator (None: its steps are ``gpu`` steps)."""
 
     gpu: Lane | None = None
     llm: Lane | None = None
     owned: list[Lane] = field(default_factory=list)
     should_stop: StopCheck = _never  # for the steps run inline
+    generator: Gate | None = None
 
     def call(self, kind: str, fn: Callable[[], T], priority: float = 0) -> T:
+        if kind == "generator":
+            if self.generator is not None:
+                return self.generator.call(fn, priority)
+            kind = "gpu"
         lane = self.gpu if kind == "gpu" else self.llm
         job = _holding(GPU_LOCK, fn) if kind == "gpu" else fn
         if lane is not None:
@@ -191,14 +237,16 @@ def llm_lane_kind(plan_llm: dict[str, Any], llm_device: str, gpu_in_use: bool) -
     return "gpu"
 
 
-def pipeline_lanes(kind: str, should_stop: StopCheck | None = None) -> Lanes:
+def pipeline_lanes(kind: str, should_stop: StopCheck | None = None, remote_slots: int | None = None) -> Lanes:
     """The lanes of a pipeline whose LLM lane is ``kind`` (``llm_lane_kind``); their threads work on the CUDA
-    device current in the calling thread; once ``should_stop()`` is true no job starts on any of them."""
+    device current in the calling thread; once ``should_stop()`` is true no job starts on any of them.
+    ``remote_slots``: the generator is served, its steps go through a Gate of that many slots."""
     device, stop = cuda_index(), should_stop or _never
+    gate = Gate("generator", remote_slots, stop) if remote_slots else None
     gpu = Lane("gpu", device, stop)
     if kind == "none":
-        return Lanes(gpu, None, [gpu], stop)
+        return Lanes(gpu, None, [gpu], stop, gate)
     if kind == "gpu":
-        return Lanes(gpu, gpu, [gpu], stop)
+        return Lanes(gpu, gpu, [gpu], stop, gate)
     llm = Lane("llm", device, stop)
-    return Lanes(gpu, llm, [gpu, llm], stop)
+    return Lanes(gpu, llm, [gpu, llm], stop, gate)

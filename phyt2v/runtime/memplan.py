@@ -186,10 +186,14 @@ def _gen_work(config: "Config", per_param: float) -> int:
 def estimate_roles(config: "Config", llm_choice: tuple[str, str | None, str]) -> dict[str, RoleEstimate]:
     out: dict[str, RoleEstimate] = {}
     g = config.generator
-    parts, src = _model_params(g.model, "pipeline")
-    per = _per_param(getattr(g, "dtype", None) or "auto")
-    comps = {k: int(v * per) for k, v in (parts or {}).items()}
-    out["generator"] = RoleEstimate("generator", g.model, sum(comps.values()), _gen_work(config, per), src, comps)
+    if registry.is_remote("generator", config):  # a served generator (openai, veo): renders on its server
+        out["generator"] = RoleEstimate("generator", g.model, 0, 0, "remote", note="not on the GPU")
+    else:
+        parts, src = _model_params(g.model, "pipeline")
+        per = _per_param(getattr(g, "dtype", None) or "auto")
+        comps = {k: int(v * per) for k, v in (parts or {}).items()}
+        out["generator"] = RoleEstimate("generator", g.model, sum(comps.values()), _gen_work(config, per), src,
+                                        comps)
 
     c = config.captioner
     if c.backend == "openai":  # a served captioner: on the endpoint's server

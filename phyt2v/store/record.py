@@ -45,6 +45,26 @@ class Candidate(BaseModel):
     scores: RoundScores | None = None
 
 
+class JobRecord(BaseModel):
+    """One served video job (``generator.backend`` openai or veo), written before any wait on it: a resumed run
+    polls the same job instead of creating (and paying for) another."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int
+    id: str = Field(description="the server's job id (openai) or operation name (veo)")
+    backend: str
+    model: str
+    status: str = Field("created", description="created | queued | in_progress | completed | downloaded | failed "
+                        "| deleted | gone")
+    created: str = Field(default_factory=now)
+    seconds: float | None = Field(None, description="seconds of video asked for (or received, once downloaded)")
+    cost_usd: float | None = Field(None, description="seconds x generator.price_per_second: the estimate when "
+                                   "created, the video's own length once downloaded")
+    seed_sent: bool = True
+    error: str | None = None
+
+
 class RoundRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +78,7 @@ class RoundRecord(BaseModel):
     candidates: list[Candidate] = Field(default_factory=list, description="loop.seeds > 1: every seed's video "
                                         "and scores; the best one is the round's video, caption and scores")
     draft: bool = Field(False, description="rendered at the cheaper loop.draft settings")
+    jobs: list[JobRecord] = Field(default_factory=list, description="served generator: each seed's job")
     caption: str | None = None
     scores: RoundScores | None = None
     mismatch: Mismatch | None = None
@@ -79,10 +100,17 @@ class FinalRender(BaseModel):
     seed: int
     video: str | None = None
     video_info: dict[str, Any] | None = None
+    jobs: list[JobRecord] = Field(default_factory=list, description="served generator: the render's job")
     caption: str | None = None
     scores: RoundScores | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     done: list[str] = Field(default_factory=list, description="finished steps, in order")
+
+
+def run_cost(rec: "RunRecord") -> float:
+    """USD the run's served jobs cost (or, for a job not downloaded yet, are estimated to cost)."""
+    targets = [*rec.rounds, *([rec.final] if rec.final is not None else [])]
+    return sum(j.cost_usd or 0.0 for t in targets for j in t.jobs)
 
 
 RunStatus = Literal["running", "finished", "failed", "interrupted"]
