@@ -7,9 +7,9 @@ longer values instead of rejecting them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Item = Annotated[str, StringConstraints(max_length=300)]
 
@@ -73,3 +73,65 @@ class PhysicsCoT(BaseModel):
     @property
     def physical(self) -> bool:
         return self.physics_score >= PHYSICS_THRESHOLD
+
+
+# ---------------------------------------------------------------- scene layouts (LVD)
+
+CANVAS = 512  # the LLM plans on LVD's square canvas of 512 x 512 pixels; phyt2v keeps boxes normalised
+
+
+PixelBox = Annotated[list[Annotated[int, Field(ge=0, le=CANVAS)]], Field(min_length=4, max_length=4)]
+
+
+class PlannedObject(BaseModel):
+    """One object of the layout step's reply: its name and its box in every frame, on LVD's canvas."""
+
+    name: str = Field(min_length=1, max_length=80, description="the object, as a short phrase copied from the "
+                      "caption (e.g. 'red ball')")
+    boxes: list[PixelBox] = Field(max_length=12, description=f"its box in each frame, in time order: [x, y, width, "
+                                  f"height] in pixels of the {CANVAS}x{CANVAS} frame, x, y the box's top-left corner "
+                                  "([0, 0] is the frame's top-left corner); [0, 0, 0, 0] where it is not visible")
+
+    @field_validator("boxes", mode="before")
+    @classmethod
+    def _whole_pixels(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        return [[round(x) if isinstance(x, float) else x for x in b] if isinstance(b, list) else b for b in v]
+
+
+class LayoutReply(BaseModel):
+    """The layout step's reply, in LVD's terms (a reasoning, boxes over the frames, a background keyword), one
+    entry per object: its id is its place in ``objects``. ``loop.layouts.to_layout`` turns it into a
+    :class:`Layout`."""
+
+    reasoning: str = Field(max_length=500, description="first, in two or three sentences: how each object moves "
+                           "and why (gravity, bounces, perspective), and what that does to its box")
+    objects: list[PlannedObject] = Field(max_length=8, description="every object of the caption that the video "
+                                         "shows, one entry each (several entries may share a name)")
+    background: str = Field(max_length=80, description="one or two words naming the background (e.g. 'garden')")
+
+
+Box = Annotated[list[float], Field(min_length=4, max_length=4)]
+
+
+class LayoutObject(BaseModel):
+    """One object's box at one keyframe: ``[x0, y0, x1, y1]``, fractions of the frame's width and height from
+    its top-left corner (0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1)."""
+
+    id: int = Field(ge=0)
+    name: str
+    box: Box
+
+
+class Keyframe(BaseModel):
+    t: float = Field(ge=0.0, description="seconds from the start of the video")
+    objects: list[LayoutObject] = Field(default_factory=list)
+
+
+class Layout(BaseModel):
+    """A dynamic scene layout (LVD): boxes per object per keyframe, a background keyword and the reasoning."""
+
+    keyframes: list[Keyframe]
+    background: str = ""
+    reasoning: str = ""
