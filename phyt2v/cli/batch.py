@@ -46,7 +46,7 @@ def _summary_lines(s: Any) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("batch")
     def batch(
-        source: str = typer.Argument(..., help="videophy | videophy2 | phygenbench, or a .txt/.csv/.jsonl file"),
+        source: str = typer.Argument(..., help="videophy | videophy2 | phygenbench | lvd, or a .txt/.csv/.jsonl file"),
         from_file: Optional[Path] = typer.Option(None, "--from", help="read a named benchmark from this local "
                                                  "file (same format as upstream) instead of downloading it"),
         column: Optional[str] = typer.Option(None, "--column", help="CSV/JSONL prompt column (default: prompt, "
