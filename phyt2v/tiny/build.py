@@ -1,4 +1,4 @@
-"""Tiny random-weight models (CogVideoX, Wan, LTX-Video and HunyuanVideo pipelines, Qwen2-VL) for tests and smoke
+"""Tiny random-weight models (CogVideoX, Wan, LTX-Video and HunyuanVideo pipelines, Qwen2-VL, OWL-ViT) for tests and smoke
 runs, built once into phyt2v's cache.
 
 They are built from configs with a fixed torch seed, saved with ``save_pretrained`` and loaded back by the
@@ -16,14 +16,15 @@ from pathlib import Path
 from ..resources import cache_dir
 from .cogvideox import build_tiny_cogvideox
 from .families import build_tiny_hunyuan, build_tiny_ltx, build_tiny_wan
+from .owlvit import build_tiny_owlvit
 from .vlm import build_tiny_vlm
 
 VERSION = "v2"  # bump when a recipe changes, so stale caches are not reused
-KINDS = ("cogvideox", "wan", "ltx", "hunyuan", "vlm")
+KINDS = ("cogvideox", "wan", "ltx", "hunyuan", "vlm", "owlvit")
 
 
 _BUILDERS = {"cogvideox": build_tiny_cogvideox, "wan": build_tiny_wan, "ltx": build_tiny_ltx,
-             "hunyuan": build_tiny_hunyuan, "vlm": build_tiny_vlm}
+             "hunyuan": build_tiny_hunyuan, "vlm": build_tiny_vlm, "owlvit": build_tiny_owlvit}
 
 
 def cache_root() -> Path:
