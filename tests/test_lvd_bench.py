@@ -107,8 +107,11 @@ def test_dynamic_spatial_one_object():
     assert m["direction"] == "left_to_right" and m["objects"] == ["car"]
     assert P.check(layout(*moving("car", [0, 80, 160, 240, 320, 400])), m)
     assert not P.check(layout(*moving("car", [400, 320, 240, 160, 80, 0])), m)
-    gone = moving("car", [0, 80, 160, 240, 320, 400])[:5] + [[]]
-    assert not P.check(layout(*gone), m)                                    # absent in the last frame
+    back = meta_of(305)  # the car from the right to the left
+    assert back["direction"] == "right_to_left"
+    assert P.check(layout(*moving("car", [400, 320, 240, 160, 80, 0])), back)
+    gone = moving("car", [400, 320, 240, 160, 80, 0])[:5] + [[]]
+    assert not P.check(layout(*gone), back)                                 # absent in the last frame
 
 
 def test_dynamic_spatial_two_objects():
