@@ -218,3 +218,16 @@ def test_a_batch_without_layouts_is_refused(tmp_path):
     make_batch(tmp_path, [(0, None, "finished")])
     with pytest.raises(InputError, match="recorded a layout"):
         lvd.score_layouts(tmp_path)
+
+
+def test_metrics_auto_groups_an_lvd_batch_by_task(tmp_path):
+    from phyt2v.views.metrics import run_metrics
+
+    make_batch(tmp_path, [(0, None, "finished"), (100, None, "finished"), (101, None, "finished")])
+    lines = [json.loads(x) for x in (tmp_path / batchdir.RESULTS_FILE).read_text().splitlines()]
+    for ln in lines:
+        ln["rounds"] = [{"index": 1, "prompt": ln["prompt"], "sa": 1.0, "pc": 0.0, "score": 0.5}]
+        ln["best_round"] = 1
+    (tmp_path / batchdir.RESULTS_FILE).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    table = run_metrics("auto", tmp_path)["rounds"]["best"]
+    assert {v: s["n"] for v, s in table["groups"]["task"].items()} == {"numeracy": 1, "attribution": 2}

@@ -110,7 +110,9 @@ def render_lvd(result: dict):
 
     where = result.get("batch") or result.get("file")
     stage = "stage 2: OWL-ViT on the videos" if result["kind"] == "lvd" else "stage 1: layouts"
-    t = Table("task", "success", "total", "%", title=f"LVD benchmark, {stage}: {where}")
+    t = Table("task", title=f"LVD benchmark, {stage}: {where}")
+    for h in ("success", "total", "%"):
+        t.add_column(h, justify="right")
     rows = [*result["tasks"].items(), ("overall", result["overall"])]
     rows += [(f"numeracy, {k} object(s)", v) for k, v in result.get("numeracy_by_count", {}).items()]
     rows += [(f"dynamic spatial, {k} object(s)", v) for k, v in result.get("dynamic_spatial_by_objects", {}).items()]
@@ -162,7 +164,7 @@ def register(app: typer.Typer) -> None:
         kind: str = typer.Argument(..., help="videophy | videophy2 | phygenbench | auto (batch directories)"),
         path: Path = typer.Argument(..., help="scores file (.csv, .jsonl, .json) or a batch directory"),
         group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="report per value of this column "
-                                                     "(repeatable; default states_of_matter or main_category)"),
+                                                     "(repeatable; default states_of_matter, main_category or task)"),
         round_: Optional[str] = typer.Option(None, "--round", help="batch directory: first | best | N "
                                              "(default: round 1, best round and the gain; with loop.draft, "
                                              "best is the final render)"),
