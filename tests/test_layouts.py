@@ -164,3 +164,12 @@ def test_english_helpers():
         "an orange", "a red", "an hour", "a unicorn", "an egg"]
     assert noun_phrases("a red ball is thrown from the left, then it bounces") == [
         "red ball", "red", "ball", "thrown", "left", "bounces"]
+
+
+def test_object_entries_are_not_flattened_like_strings():
+    from phyt2v.loop.parsing import parse_reply
+
+    # a one-field object in a list of strings is read as its text; in a list of objects it stays an object
+    reply = '{"reasoning": "r", "background": "b", "objects": [{"name": "ball"}]}'
+    with pytest.raises(ReplyError, match=r"objects\.0\.boxes': missing"):
+        parse_reply(reply, LayoutReply)

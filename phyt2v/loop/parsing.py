@@ -97,7 +97,7 @@ def _coerce(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
             out[name] = [val] if val.strip() else []
         elif field.annotation is str and isinstance(val, list) and all(isinstance(v, str) for v in val):
             out[name] = " ".join(val)
-        elif is_list and isinstance(val, list):
+        elif is_list and isinstance(val, list) and _kind(field.annotation) == "list of strings":
             # a list of small objects ({"rule": "..."}) -> their text
             out[name] = [next(iter(v.values())) if isinstance(v, dict) and len(v) == 1 else v for v in val]
         limit = _max_length(field.metadata)
