@@ -4,7 +4,9 @@ Inside phyt2v a :class:`~phyt2v.schemas.Layout` holds normalised boxes ``[x0, y0
 frame from its top-left corner) per keyframe, keyframes ``t`` seconds apart (two per second by default, as LVD).
 LLMs plan on LVD's 512x512 canvas with ``[x, y, width, height]`` pixel boxes:
 
-- ``to_layout`` converts the layout step's JSON reply (:class:`~phyt2v.schemas.LayoutReply`);
+- ``to_layout`` converts the layout step's JSON reply (:class:`~phyt2v.schemas.LayoutReply`: a reasoning, one
+  entry per object with its name and a box per frame, ``[0, 0, 0, 0]`` where it is out of view, a background),
+  which asks each name once, so ids cannot drift between frames; ``read_plan`` also takes LVD's text format;
 - ``parse_lvd_text`` reads LVD's own text format (its template ``prompt.py`` and parser ``utils/llm.py``)::
 
       Reasoning: ...
@@ -14,7 +16,7 @@ LLMs plan on LVD's 512x512 canvas with ``[x, y, width, height]`` pixel boxes:
       Background keyword: garden
 
   as LVD reads it: the text before ``Frame 1:`` is the reasoning, each frame's list is a Python literal (a
-  `` - comment`` after it is dropped), the rest after ``Background keyword:`` is the background. Spacing and
+  `` - comment`` after it is dropped), the line after ``Background keyword:`` is the background. Spacing and
   case of the markers may vary; boxes are taken as written (no clipping), so LVD's benchmark scores them as its
   own evaluator does;
 - ``lvd_text`` writes a layout back in that format (layout caches for LVD's tools);
