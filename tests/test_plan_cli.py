@@ -81,3 +81,14 @@ def test_svg_boxes_follow_the_frame_shape():
     assert (boxes[0].get("x"), boxes[0].get("y"), boxes[0].get("width"), boxes[0].get("height")) == (
         "80.0", "0.0", "80.0", "45.0")
     assert "a <car> & road" in [t.text for t in root.iter(f"{SVG}text")]
+
+
+def test_an_empty_prompt_is_refused_before_the_llm_loads(tmp_path, capsys, monkeypatch):
+    from phyt2v import registry
+    from phyt2v.cli.app import main
+
+    monkeypatch.setattr(registry, "build", lambda *a, **k: pytest.fail("the LLM was loaded"))
+    with pytest.raises(SystemExit) as e:
+        main(["plan", "   ", "--preset", "smoke", "--out", str(tmp_path / "x.svg")])
+    assert e.value.code == 2 and "the prompt is empty" in capsys.readouterr().err
+    assert not (tmp_path / "x.svg").exists()
