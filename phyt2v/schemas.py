@@ -78,6 +78,7 @@ class PhysicsCoT(BaseModel):
 # ---------------------------------------------------------------- scene layouts (LVD)
 
 CANVAS = 512  # the LLM plans on LVD's square canvas of 512 x 512 pixels; phyt2v keeps boxes normalised
+MAX_OBJECTS = 6  # objects a planned layout may have (LVD's benchmark needs at most 4)
 
 
 PixelBox = Annotated[list[Annotated[int, Field(ge=0, le=CANVAS)]], Field(min_length=4, max_length=4)]
@@ -107,7 +108,7 @@ class LayoutReply(BaseModel):
 
     reasoning: str = Field(max_length=500, description="first, in two or three sentences: how each object moves "
                            "and why (gravity, bounces, perspective), and what that does to its box")
-    objects: list[PlannedObject] = Field(max_length=8, description="every object of the caption that the video "
+    objects: list[PlannedObject] = Field(max_length=MAX_OBJECTS, description="every object of the caption that the video "
                                          "shows, one entry each (several entries may share a name)")
     background: str = Field(max_length=80, description="one or two words naming the background (e.g. 'garden')")
 

@@ -106,3 +106,19 @@ def test_plan_with_the_embedded_smollm2():
     finally:
         llm.close()
     assert 1 <= log.count <= 4
+
+
+def test_the_reply_gets_room_for_its_boxes():
+    class Recording(ScriptedLLM):
+        def __init__(self, script, max_tokens):
+            super().__init__(script)
+            self.max_tokens, self.asked = max_tokens, []
+
+        def complete(self, messages, *, schema=None, max_tokens=None):
+            self.asked.append(max_tokens)
+            return super().complete(messages, schema=schema, max_tokens=max_tokens)
+
+    small, big = Recording([reply()], 640), Recording([reply()], 2000)
+    llm_steps.plan_layout(small, PROMPT, None, log=CallLog(None))
+    llm_steps.plan_layout(big, PROMPT, None, log=CallLog(None))
+    assert small.asked == [layouts.reply_tokens(6)] == [880] and big.asked == [2000]

@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import Field, create_model
 
-from ..schemas import CANVAS, Keyframe, Layout, LayoutObject, LayoutReply, PlannedObject
+from ..schemas import CANVAS, MAX_OBJECTS, Keyframe, Layout, LayoutObject, LayoutReply, PlannedObject
 from .parsing import ReplyError, parse_reply
 from .words import find_phrase, noun_phrases
 
@@ -228,7 +228,14 @@ def reply_model(keyframes: int, names: tuple[str, ...] = ()) -> type[LayoutReply
                                                               description=base["boxes"].description)))
     objects = LayoutReply.model_fields["objects"]
     return create_model("LayoutReply", __base__=LayoutReply, __doc__=LayoutReply.__doc__,
-                        objects=(list[obj], Field(min_length=1, max_length=8, description=objects.description)))
+                        objects=(list[obj], Field(min_length=1, max_length=MAX_OBJECTS,
+                                                  description=objects.description)))
+
+
+def reply_tokens(keyframes: int) -> int:
+    """Tokens a layout reply may need: a reasoning, then MAX_OBJECTS objects of ``keyframes`` boxes of about 20
+    tokens each (whitespace included; small models indent their JSON)."""
+    return 160 + 20 * keyframes * MAX_OBJECTS
 
 
 def name_choices(prompt: str, objects: list[str] | None = None) -> tuple[str, ...]:

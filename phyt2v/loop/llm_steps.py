@@ -217,7 +217,8 @@ def plan_layout(llm: LLM, prompt: str, rules: Rules | None = None, *, log: CallL
                 keyframes: int = layouts.KEYFRAMES, per_second: float = layouts.PER_SECOND) -> Layout:
     """LVD's stage 1: a dynamic scene layout for ``prompt`` (boxes per object per keyframe, normalised), planned
     with the Step-1 ``rules`` when given. A layout with faults (``layouts.violations``) is re-asked once with
-    the faults shown; still faulty, it raises ``ParseError`` naming them. Small overhangs are clipped."""
+    the faults shown; still faulty, it raises ``ParseError`` naming them. Small overhangs are clipped. The reply
+    may use ``layouts.reply_tokens`` tokens (880 for 6 keyframes) where ``llm.max_tokens`` is lower."""
     values = {"prompt": prompt, "objects": ", ".join(rules.objects) if rules and rules.objects else "(not given)",
               "rules": _bullets(rules.rules if rules else []), "keyframes": keyframes, "canvas": CANVAS,
               "times": ", ".join(f"{t:g}" for t in layouts.keyframe_times(keyframes, per_second)),
@@ -228,9 +229,12 @@ def plan_layout(llm: LLM, prompt: str, rules: Rules | None = None, *, log: CallL
     def read(raw: str) -> Layout:
         return layouts.read_plan(raw, keyframes, per_second, names)
 
+    limit = getattr(llm, "max_tokens", None)
+    room = max(limit, layouts.reply_tokens(keyframes)) if isinstance(limit, int) else None
     note = ""
     for attempt in range(2):
-        layout = run_step(llm, "layout", model, values, log=log, retries=retries, parse=read, note=note)
+        layout = run_step(llm, "layout", model, values, log=log, retries=retries, parse=read, note=note,
+                          max_tokens=room)
         problems = layouts.violations(layout, prompt, keyframes)
         if not problems:
             return layouts.clip(layout)
