@@ -109,7 +109,7 @@ def test_reply_schema_fixes_the_frame_count_and_offers_the_prompts_phrases():
     obj = schema["$defs"]["PlannedObject"]["properties"]
     assert obj["boxes"]["minItems"] == obj["boxes"]["maxItems"] == 4
     assert obj["name"]["enum"] == list(names)
-    assert schema["properties"]["objects"]["minItems"] == 1
+    assert (schema["properties"]["objects"]["minItems"], schema["properties"]["objects"]["maxItems"]) == (1, 6)
 
 
 def _planned(*frames, names=("red ball",)):
