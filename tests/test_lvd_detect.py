@@ -96,15 +96,16 @@ def make_batch(root, video, indices):
 
 
 @pytest.mark.slow
-def test_metrics_lvd_through_the_tiny_owlvit(tiny_owlvit, sample_videos, tmp_path, monkeypatch):
+def test_metrics_lvd_through_the_tiny_owlvit(sample_videos, tmp_path, monkeypatch):
+    """``--detector tiny``: the tiny OWL-ViT built once into phyt2v's cache (tiny_model_dir) and loaded from it."""
     batch = make_batch(tmp_path / "batch", sample_videos[0], [0, 100, 200, 300, 400])
     calls = []
     real = D.detected_layout
     monkeypatch.setattr(D, "detected_layout", lambda det, video, meta: calls.append(video) or real(det, video, meta))
-    res = CliRunner().invoke(app, ["metrics", "lvd", str(batch), "--detector", str(tiny_owlvit), "--json"])
+    res = CliRunner().invoke(app, ["metrics", "lvd", str(batch), "--detector", "tiny", "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["kind"] == "lvd" and data["settings"] == {"score_threshold": 0.1, "nms_threshold": 0.1, "frames": 6}
+    assert data["kind"] == "lvd" and data["detector"] == "tiny" and data["settings"] == {"score_threshold": 0.1, "nms_threshold": 0.1, "frames": 6}
     assert {t: s["total"] for t, s in data["tasks"].items()} == {"numeracy": 1, "attribution": 1, "visibility": 1,
                                                                  "dynamic_spatial": 1, "sequential": 2}
     assert data["overall"]["total"] == 6 and data["without_video"] == 1
