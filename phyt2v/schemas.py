@@ -82,23 +82,32 @@ MAX_OBJECTS = 6  # objects a planned layout may have (LVD's benchmark needs at m
 
 
 PixelBox = Annotated[list[Annotated[int, Field(ge=0, le=CANVAS)]], Field(min_length=4, max_length=4)]
+OVERHANG = CANVAS // 20  # pixels a corner may lie outside the frame in a reply (it is moved onto the edge)
+
+
+def _tidy_box(b: Any) -> Any:
+    """Whole pixels, corners in order (x0 <= x1, y0 <= y1), a small overhang moved onto the frame's edge."""
+    if not (isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b)):
+        return b
+    v = [round(x) for x in b]
+    v = [min(v[0], v[2]), min(v[1], v[3]), max(v[0], v[2]), max(v[1], v[3])]
+    return [min(CANVAS, max(0, x)) if -OVERHANG <= x <= CANVAS + OVERHANG else x for x in v]
 
 
 class PlannedObject(BaseModel):
-    """One object of the layout step's reply: its name and its box in every frame, on LVD's canvas."""
+    """One object of the layout step's reply: its name and its box in every frame, on a square canvas. The boxes
+    are corners, so a schema-constrained LLM cannot put one outside the frame."""
 
     name: str = Field(min_length=1, max_length=80, description="the object, as a short phrase copied from the "
                       "caption (e.g. 'red ball')")
-    boxes: list[PixelBox] = Field(max_length=12, description=f"its box in each frame, in time order: [x, y, width, "
-                                  f"height] in pixels of the {CANVAS}x{CANVAS} frame, x, y the box's top-left corner "
-                                  "([0, 0] is the frame's top-left corner); [0, 0, 0, 0] where it is not visible")
+    boxes: list[PixelBox] = Field(max_length=12, description=f"its box in each frame, in time order: [x0, y0, x1, "
+                                  f"y1], the box's top-left and bottom-right corners in pixels of the {CANVAS}x{CANVAS} "
+                                  "frame ([0, 0] is the frame's top-left corner); [0, 0, 0, 0] where it is not visible")
 
     @field_validator("boxes", mode="before")
     @classmethod
-    def _whole_pixels(cls, v: Any) -> Any:
-        if not isinstance(v, list):
-            return v
-        return [[round(x) if isinstance(x, float) else x for x in b] if isinstance(b, list) else b for b in v]
+    def _tidy(cls, v: Any) -> Any:
+        return [_tidy_box(b) for b in v] if isinstance(v, list) else v
 
 
 class LayoutReply(BaseModel):

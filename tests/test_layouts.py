@@ -76,15 +76,26 @@ def test_lvd_text_round_trip():
 def test_json_reply_becomes_a_layout_with_absent_frames():
     reply = LayoutReply.model_validate({
         "reasoning": "it appears", "background": "park",
-        "objects": [{"name": "dog", "boxes": [[0, 0, 0, 0], [0, 0, 0, 0], [10, 20, 30, 40.4], [20, 20, 30, 40],
-                                              [30, 20, 30, 40], [40, 20, 30, 40]]},
-                    {"name": "tree", "boxes": [[300, 100, 100, 300]] * 6}]})
+        "objects": [{"name": "dog", "boxes": [[0, 0, 0, 0], [0, 0, 0, 0], [10, 20, 40, 60.4], [20, 20, 50, 60],
+                                              [30, 20, 60, 60], [40, 20, 70, 60]]},
+                    {"name": "tree", "boxes": [[300, 100, 400, 400]] * 6}]})
     lay = layouts.to_layout(reply)
     assert [[o.id for o in kf.objects] for kf in lay.keyframes] == [[1], [1], [0, 1], [0, 1], [0, 1], [0, 1]]
     assert lay.keyframes[2].objects[0].box == pytest.approx([10 / 512, 20 / 512, 40 / 512, 60 / 512])
     assert layouts.layout_json(lay)["keyframes"][2]["objects"][0] == {"id": 0, "name": "dog",
                                                                       "box": [0.0195, 0.0391, 0.0781, 0.1172]}
     assert list(layouts.layout_json(lay)) == ["keyframes", "background", "reasoning"]
+
+
+def test_reply_boxes_are_tidied_or_refused():
+    def box(b):
+        return LayoutReply.model_validate({"reasoning": "", "background": "", "objects": [
+            {"name": "dog", "boxes": [b]}]}).objects[0].boxes[0]
+
+    assert box([40.6, 60, 10, 20]) == [10, 20, 41, 60]            # corners put in order, whole pixels
+    assert box([-20, 5, 530, 30]) == [0, 5, 512, 30]              # a small overhang moved onto the edge
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        box([-60, 5, 100, 30])                                     # a larger one is an error for the model
 
 
 def test_objects_with_different_frame_counts_are_refused():

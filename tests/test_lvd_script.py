@@ -13,7 +13,7 @@ from llm_servers import FaultyServer, ok
 ROOT = Path(__file__).resolve().parents[1]
 # one car moving left to right across the middle in every frame
 CAR = json.dumps({"reasoning": "it drives right", "background": "road",
-                  "objects": [{"name": "car", "boxes": [[20 + 80 * k, 230, 60, 40] for k in range(6)]}]})
+                  "objects": [{"name": "car", "boxes": [[20 + 80 * k, 230, 80 + 80 * k, 270] for k in range(6)]}]})
 
 
 def run(cache, srv):

@@ -16,8 +16,8 @@ from phyt2v.views.layout_svg import layout_svg
 PROMPT = "a red ball is thrown from left to right and bounces"
 RULES = json.dumps({"objects": ["red ball", "ground"], "rules": ["gravity pulls the ball down"],
                     "expected_outcome": "the ball flies right, falls and bounces"})
-BALL = [[10, 150, 40, 40], [90, 180, 40, 40], [170, 270, 40, 40], [250, 420, 40, 40], [330, 320, 40, 40],
-        [410, 360, 40, 40]]
+BALL = [[10, 150, 50, 190], [90, 180, 130, 220], [170, 270, 210, 310], [250, 420, 290, 460], [330, 320, 370, 360],
+        [410, 360, 450, 400]]  # corners in pixels of the 512 canvas
 LAYOUT = json.dumps({"reasoning": "thrown right, it falls and bounces", "background": "garden",
                      "objects": [{"name": "red ball", "boxes": BALL}]})
 SVG = "{http://www.w3.org/2000/svg}"
@@ -40,8 +40,7 @@ def test_plan_json(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     data = json.loads(p.stdout)
     assert data == {"keyframes": [{"t": k / 2, "objects": [{"id": 0, "name": "red ball", "box": [
-        round(x / 512, 4), round(y / 512, 4), round((x + w) / 512, 4), round((y + h) / 512, 4)]}]}
-        for k, (x, y, w, h) in enumerate(BALL)], "background": "garden",
+        round(v / 512, 4) for v in box]}]} for k, box in enumerate(BALL)], "background": "garden",
         "reasoning": "thrown right, it falls and bounces"}
     assert srv.count == 2
     layout_request = srv.requests[1]["json"]

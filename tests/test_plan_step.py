@@ -12,8 +12,8 @@ from phyt2v.schemas import Layout, Rules
 from phyt2v.store.record import CallLog
 
 PROMPT = "a red ball is thrown from left to right and bounces"
-BALL = [[10, 150, 40, 40], [90, 180, 40, 40], [170, 270, 40, 40], [250, 420, 40, 40], [330, 320, 40, 40],
-        [410, 360, 40, 40]]
+BALL = [[10, 150, 50, 190], [90, 180, 130, 220], [170, 270, 210, 310], [250, 420, 290, 460], [330, 320, 370, 360],
+        [410, 360, 450, 400]]  # corners in pixels of the 512 canvas
 
 
 def reply(name="red ball", boxes=BALL, **kw):
@@ -28,7 +28,7 @@ def test_plan_from_a_scripted_llm(tmp_path):
     assert isinstance(lay, Layout) and len(llm.calls) == 1
     assert layouts.layout_json(lay) == {
         "keyframes": [{"t": k / 2, "objects": [{"id": 0, "name": "red ball",
-                                               "box": [round(v, 4) for v in layouts.norm_box(b)]}]}
+                                               "box": [round(v / 512, 4) for v in b]}]}
                       for k, b in enumerate(BALL)],
         "background": "garden", "reasoning": "thrown right; gravity pulls it down; it bounces"}
     asked = llm.calls[0][-1]["content"]
@@ -48,8 +48,9 @@ def test_keyframes_and_rate_are_the_callers():
 
 
 def test_an_lvd_text_reply_is_read_too():
-    text = "Reasoning: it rolls.\n" + "\n".join(
-        f"Frame {k + 1}: [{{'id': 0, 'name': 'red ball', 'box': {b}}}]" for k, b in enumerate(BALL)) + \
+    text = "Reasoning: it rolls.\n" + "\n".join(  # LVD's boxes: [x, y, width, height]
+        f"Frame {k + 1}: [{{'id': 0, 'name': 'red ball', 'box': {[x0, y0, x1 - x0, y1 - y0]}}}]"
+        for k, (x0, y0, x1, y1) in enumerate(BALL)) + \
         "\nBackground keyword: lawn"
     lay = llm_steps.plan_layout(ScriptedLLM([text]), PROMPT, None, log=CallLog(None))
     assert lay.background == "lawn" and lay.keyframes[3].objects[0].box[1] == pytest.approx(420 / 512)
@@ -65,12 +66,13 @@ def test_a_faulty_layout_is_reasked_once_with_its_faults():
 
 
 def test_still_faulty_after_the_reask_is_a_parse_error():
-    over = [[480, 10, 80, 40]] * 6  # 48 px past the right edge in every frame
-    llm = ScriptedLLM([reply(boxes=over), reply(boxes=over)])
-    with pytest.raises(ParseError, match=r"unusable after a re-ask: frame 1, id 0 'red ball': box \[480, 10, 80, "
-                                         r"40\]: it goes 48 px past the right edge \(and 5 more\)") as e:
+    racket = json.dumps({"reasoning": "", "background": "", "objects": [
+        {"name": "tennis racket", "boxes": BALL}, {"name": "net", "boxes": BALL}]})
+    llm = ScriptedLLM([racket, racket])
+    with pytest.raises(ParseError, match=r"unusable after a re-ask: 'tennis racket' is not a phrase of the caption; "
+                                         r"name each object with words of the caption \(and 1 more\)") as e:
         llm_steps.plan_layout(llm, PROMPT, None, log=CallLog(None))
-    assert len(llm.calls) == 2 and e.value.step == "layout" and '"red ball"' in e.value.raw
+    assert len(llm.calls) == 2 and e.value.step == "layout" and '"tennis racket"' in e.value.raw
 
 
 def test_unreadable_replies_go_through_the_parse_ladder_first():

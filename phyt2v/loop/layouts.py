@@ -2,11 +2,13 @@
 
 Inside phyt2v a :class:`~phyt2v.schemas.Layout` holds normalised boxes ``[x0, y0, x1, y1]`` (fractions of the
 frame from its top-left corner) per keyframe, keyframes ``t`` seconds apart (two per second by default, as LVD).
-LLMs plan on LVD's 512x512 canvas with ``[x, y, width, height]`` pixel boxes:
+LLMs plan on LVD's 512x512 canvas:
 
 - ``to_layout`` converts the layout step's JSON reply (:class:`~phyt2v.schemas.LayoutReply`: a reasoning, one
-  entry per object with its name and a box per frame, ``[0, 0, 0, 0]`` where it is out of view, a background),
-  which asks each name once, so ids cannot drift between frames; ``read_plan`` also takes LVD's text format;
+  entry per object with its name and a box per frame as corners ``[x0, y0, x1, y1]`` in pixels, ``[0, 0, 0, 0]``
+  where it is out of view, a background). Each name is given once, so ids cannot drift between frames, and
+  corners bounded to the canvas keep a schema-constrained LLM's boxes inside the frame. ``read_plan`` also takes
+  LVD's text format, whose boxes are ``[x, y, width, height]``;
 - ``parse_lvd_text`` reads LVD's own text format (its template ``prompt.py`` and parser ``utils/llm.py``)::
 
       Reasoning: ...
@@ -87,16 +89,18 @@ def _objects(items: Any, where: str) -> list[LayoutObject]:
 
 
 def to_layout(reply: LayoutReply, per_second: float = PER_SECOND) -> Layout:
-    """The layout step's reply (a box per frame per object, canvas pixels) as a normalised :class:`Layout`: object
-    ``i`` of the reply gets id ``i``; a box with no width or height marks the object absent from that frame.
+    """The layout step's reply (a box per frame per object: corners in canvas pixels) as a normalised
+    :class:`Layout`: object ``i`` of the reply gets id ``i``; a box with no width or height marks the object absent
+    from that frame.
     ``ReplyError`` when the objects have different numbers of boxes."""
     counts = {len(o.boxes) for o in reply.objects}
     if len(counts) > 1:
         raise ReplyError(f"the objects have different numbers of boxes ({', '.join(map(str, sorted(counts)))}); "
                          "give each object one box per frame")
     n = counts.pop() if counts else 0
-    frames = [Keyframe(t=t, objects=[LayoutObject(id=i, name=o.name.strip(), box=norm_box(o.boxes[k]))
-                                     for i, o in enumerate(reply.objects) if o.boxes[k][2] > 0 and o.boxes[k][3] > 0])
+    frames = [Keyframe(t=t, objects=[LayoutObject(id=i, name=o.name.strip(), box=[v / CANVAS for v in o.boxes[k]])
+                                     for i, o in enumerate(reply.objects)
+                                     if o.boxes[k][2] > o.boxes[k][0] and o.boxes[k][3] > o.boxes[k][1]])
               for k, t in enumerate(keyframe_times(n, per_second))]
     return Layout(keyframes=frames, background=reply.background.strip(), reasoning=reply.reasoning.strip())
 
