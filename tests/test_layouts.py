@@ -76,7 +76,7 @@ def test_lvd_text_round_trip():
 def test_json_reply_becomes_a_layout_with_absent_frames():
     reply = LayoutReply.model_validate({
         "reasoning": "it appears", "background": "park",
-        "objects": [{"name": "dog", "boxes": [[0, 0, 0, 0], [0, 0, 0, 0], [10, 20, 40, 60.4], [20, 20, 50, 60],
+        "objects": [{"name": "dog", "boxes": [[0, 0, 0, 0], [35, 20, 35, 60], [10, 20, 40, 60.4], [20, 20, 50, 60],
                                               [30, 20, 60, 60], [40, 20, 70, 60]]},
                     {"name": "tree", "boxes": [[300, 100, 400, 400]] * 6}]})
     lay = layouts.to_layout(reply)
