@@ -57,6 +57,7 @@ def test_plan_json(tmp_path):
 def test_plan_prints_a_table_and_writes_the_default_picture(tmp_path):
     p, _ = plan(script=[ok(RULES), ok(LAYOUT)], tmp_path=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
+    assert "boxes [x0 y0 x1 y1]" in p.stdout
     assert "0: red ball" in p.stdout and "0.02 0.29 0.10 0.37" in p.stdout and "garden" in p.stdout
     assert (tmp_path / "plans" / "a-red-ball-is-thrown-from-left-to-right-and-bounces.svg").is_file()
 

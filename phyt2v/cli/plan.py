@@ -18,14 +18,16 @@ from .options import ConfigOpt, PresetOpt, SetOpt, build_config, err, json_opt, 
 
 def layout_table(layout: Any):
     """Rows = keyframes, columns = objects (id: name), cells = [x0 y0 x1 y1] as fractions of the frame."""
+    from rich.markup import escape
     from rich.table import Table
 
     names: dict[int, str] = {}
     for kf in layout.keyframes:
         for o in kf.objects:
             names.setdefault(o.id, o.name)
-    t = Table("t (s)", *[f"{i}: {n}" for i, n in names.items()],
-              title="layout: boxes [x0 y0 x1 y1] as fractions of the frame")
+    names = dict(sorted(names.items()))
+    t = Table("t (s)", *[escape(f"{i}: {n}") for i, n in names.items()],
+              title="layout: boxes \\[x0 y0 x1 y1] as fractions of the frame")
     for kf in layout.keyframes:
         boxes = {o.id: " ".join(f"{v:.2f}" for v in o.box) for o in kf.objects}
         t.add_row(f"{kf.t:g}", *[boxes.get(i, "-") for i in names])
