@@ -85,8 +85,8 @@ def test_unreadable_replies_go_through_the_parse_ladder_first():
 
 @pytest.mark.slow
 def test_plan_with_the_embedded_smollm2():
-    """SmolLM2-135M, schema-constrained: whatever it plans is either a valid layout or a ParseError that names
-    the fault; a layout has six keyframes of boxes inside the frame with names from the prompt."""
+    """SmolLM2-135M, schema-constrained (the smoke preset's LLM, one thread): it plans a usable layout, six
+    keyframes of boxes inside the frame named with phrases of the prompt. Its content is not judged (it is weak)."""
     from llm_servers import smollm_gguf
 
     from phyt2v import registry
@@ -94,19 +94,15 @@ def test_plan_with_the_embedded_smollm2():
 
     smollm_gguf()
     llm = registry.build("llm", Config(llm=LLMConfig(backend="embedded", n_ctx=4096, temperature=0.0,
-                                                     max_tokens=640)))
+                                                     max_tokens=640, options={"n_threads": 1})))
     log = CallLog(None)
     try:
-        try:
-            lay = llm_steps.plan_layout(llm, PROMPT, None, log=log, retries=1)
-        except ParseError as e:
-            assert e.step == "layout" and str(e).strip()
-            return
-        assert [kf.t for kf in lay.keyframes] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
-        assert layouts.violations(lay, PROMPT) == []
-        assert all(0 <= v <= 1 for kf in lay.keyframes for o in kf.objects for v in o.box)
+        lay = llm_steps.plan_layout(llm, PROMPT, None, log=log, retries=1)
     finally:
         llm.close()
+    assert [kf.t for kf in lay.keyframes] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert any(kf.objects for kf in lay.keyframes) and layouts.violations(lay, PROMPT) == []
+    assert all(0 <= v <= 1 for kf in lay.keyframes for o in kf.objects for v in o.box)
     assert 1 <= log.count <= 4
 
 
