@@ -231,3 +231,22 @@ def test_metrics_auto_groups_an_lvd_batch_by_task(tmp_path):
     (tmp_path / batchdir.RESULTS_FILE).write_text("".join(json.dumps(x) + "\n" for x in lines))
     table = run_metrics("auto", tmp_path)["rounds"]["best"]
     assert {v: s["n"] for v, s in table["groups"]["task"].items()} == {"numeracy": 1, "attribution": 2}
+
+
+@pytest.mark.slow
+def test_phyt2v_batch_runs_lvd_prompts_with_their_meta(tmp_path):
+    from doubles import FakeCaptioner, FakeGenerator, FakeScorer, physics_llm
+
+    from phyt2v.batch import Batch
+    from phyt2v.config import load_config
+    from phyt2v.loop import Refiner
+
+    cfg = load_config(loop={"max_rounds": 1, "min_rounds": 1})
+    ref = Refiner(cfg, llm=physics_llm(), generator=FakeGenerator(), captioner=FakeCaptioner(),
+                  scorer=FakeScorer([(0.5, 0.5)] * 2))
+    s = Batch(load_source("lvd"), cfg, out=tmp_path, limit=2, refiner=ref).run()
+    assert s.finished == 2 and s.batch_dir.name.startswith("lvd-")
+    got = list(batchdir.read_results(s.batch_dir).values())
+    assert [ln["meta"] for ln in got] == [lvd_items()[0][1], lvd_items()[1][1]]
+    assert got[0]["prompt"] == got[1]["prompt"] == ONE_CAR and got[0]["run_dir"] != got[1]["run_dir"]
+    assert json.loads((s.batch_dir / batchdir.BATCH_FILE).read_text())["source"]["prompts"] == 500
