@@ -114,7 +114,10 @@ def _layout_of(batch_dir: Path, line: dict[str, Any]) -> Layout | None:
     except (OSError, ValueError):
         return None
     raw = data.get("layout") if isinstance(data, dict) else None
-    return Layout.model_validate(raw) if raw else None
+    try:
+        return Layout.model_validate(raw) if raw else None
+    except ValueError:  # a damaged record: counted with the runs that have no layout
+        return None
 
 
 def lvd_lines(batch_dir: Path) -> list[dict[str, Any]]:
