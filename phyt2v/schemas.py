@@ -7,9 +7,9 @@ longer values instead of rejecting them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Item = Annotated[str, StringConstraints(max_length=300)]
 
@@ -73,3 +73,75 @@ class PhysicsCoT(BaseModel):
     @property
     def physical(self) -> bool:
         return self.physics_score >= PHYSICS_THRESHOLD
+
+
+# ---------------------------------------------------------------- scene layouts (LVD)
+
+CANVAS = 512  # the LLM plans on LVD's square canvas of 512 x 512 pixels; phyt2v keeps boxes normalised
+MAX_OBJECTS = 6  # objects a planned layout may have (LVD's benchmark needs at most 4)
+
+
+PixelBox = Annotated[list[Annotated[int, Field(ge=0, le=CANVAS)]], Field(min_length=4, max_length=4)]
+OVERHANG = CANVAS // 20  # pixels a corner may lie outside the frame in a reply (it is moved onto the edge)
+
+
+def _tidy_box(b: Any) -> Any:
+    """Whole pixels, corners in order (x0 <= x1, y0 <= y1), a small overhang moved onto the frame's edge."""
+    if not (isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b)):
+        return b
+    v = [round(x) for x in b]
+    v = [min(v[0], v[2]), min(v[1], v[3]), max(v[0], v[2]), max(v[1], v[3])]
+    return [min(CANVAS, max(0, x)) if -OVERHANG <= x <= CANVAS + OVERHANG else x for x in v]
+
+
+class PlannedObject(BaseModel):
+    """One object of the layout step's reply: its name and its box in every frame, on a square canvas. The boxes
+    are corners, so a schema-constrained LLM cannot put one outside the frame."""
+
+    name: str = Field(min_length=1, max_length=80, description="the object, as a short phrase copied from the "
+                      "caption (e.g. 'red ball')")
+    boxes: list[PixelBox] = Field(max_length=12, description=f"its box in each frame, in time order: [x0, y0, x1, "
+                                  f"y1], the box's top-left and bottom-right corners in pixels of the {CANVAS}x{CANVAS} "
+                                  "frame ([0, 0] is the frame's top-left corner); [0, 0, 0, 0] where it is not visible")
+
+    @field_validator("boxes", mode="before")
+    @classmethod
+    def _tidy(cls, v: Any) -> Any:
+        return [_tidy_box(b) for b in v] if isinstance(v, list) else v
+
+
+class LayoutReply(BaseModel):
+    """The layout step's reply, in LVD's terms (a reasoning, boxes over the frames, a background keyword), one
+    entry per object: its id is its place in ``objects``. ``loop.layouts.to_layout`` turns it into a
+    :class:`Layout`."""
+
+    reasoning: str = Field(max_length=500, description="first, in two or three sentences: how each object moves "
+                           "and why (gravity, bounces, perspective), and what that does to its box")
+    objects: list[PlannedObject] = Field(max_length=MAX_OBJECTS, description="every object of the caption that the video "
+                                         "shows, one entry each (several entries may share a name)")
+    background: str = Field(max_length=80, description="one or two words naming the background (e.g. 'garden')")
+
+
+Box = Annotated[list[float], Field(min_length=4, max_length=4)]
+
+
+class LayoutObject(BaseModel):
+    """One object's box at one keyframe: ``[x0, y0, x1, y1]``, fractions of the frame's width and height from
+    its top-left corner (0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1)."""
+
+    id: int = Field(ge=0)
+    name: str
+    box: Box
+
+
+class Keyframe(BaseModel):
+    t: float = Field(ge=0.0, description="seconds from the start of the video")
+    objects: list[LayoutObject] = Field(default_factory=list)
+
+
+class Layout(BaseModel):
+    """A dynamic scene layout (LVD): boxes per object per keyframe, a background keyword and the reasoning."""
+
+    keyframes: list[Keyframe]
+    background: str = ""
+    reasoning: str = ""

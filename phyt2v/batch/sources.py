@@ -13,6 +13,7 @@ deduplicated (first occurrence kept) and only prompt-level columns (PROMPT_LEVEL
   (not confirmed here). Should the file name change, the dataset's file list is searched.
 - ``phygenbench``: GitHub ``OpenGVLab/PhyGenBench``, ``PhyGenBench/prompts.json`` on ``main``
   (checked in a mirror of the repository: byte-identical to the shared copy, 160 items).
+- ``lvd``: LVD's 500 benchmark prompts, generated in code (``lvd.py``); no download.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from typing import Any, Iterable
 from .. import resources
 from ..errors import InputError, first_line
 from ..store.files import atomic_write_bytes
+from .lvd import lvd_items
 from .tables import BadRow, read_table
 
-BENCHMARKS: tuple[str, ...] = ("videophy", "videophy2", "phygenbench")
+BENCHMARKS: tuple[str, ...] = ("videophy", "videophy2", "phygenbench")  # downloaded; "lvd" is generated
 HF_SETS = {
     "videophy": ("videophysics/videophy_test_public", "videophy_test_public.csv"),
     "videophy2": ("videophysics/videophy2_test", "videophy2_test.csv"),
@@ -43,7 +45,7 @@ PROMPT_COLUMNS = ("prompt", "caption", "text")
 # Columns that describe the prompt (not one generated video) in the upstream per-video tables.
 PROMPT_LEVEL = {"caption", "upsampled_caption", "states_of_matter", "complexity", "action",
                 "category", "is_hard", "physical_laws", "sub_category", "main_category"}
-ACCEPTED = "a benchmark (videophy, videophy2, phygenbench) or a .txt, .csv or .jsonl file"
+ACCEPTED = "a benchmark (videophy, videophy2, phygenbench, lvd) or a .txt, .csv or .jsonl file"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ def load_source(source: str, *, from_file: str | Path | None = None, column: str
     caption = {"upsampled_caption": "upsampled"}.get(caption, caption)
     if caption not in ("caption", "upsampled"):
         raise InputError(f"unknown caption choice '{caption}'; use 'caption' or 'upsampled'")
+    if name.lower() == "lvd":
+        if from_file is not None or column is not None or caption != "caption":
+            raise InputError("lvd's prompts are generated in code: --from, --column and --caption do not apply")
+        return lvd_source()
     if name.lower() in BENCHMARKS:
         name = name.lower()
         if caption != "caption" and name != "videophy2":
@@ -84,7 +90,7 @@ def load_source(source: str, *, from_file: str | Path | None = None, column: str
                          f"use one of {', '.join(BENCHMARKS)}, or pass the file itself as the source")
     path = Path(name).expanduser()
     if not path.exists():
-        near = difflib.get_close_matches(name.lower(), BENCHMARKS, n=1, cutoff=0.6)
+        near = difflib.get_close_matches(name.lower(), (*BENCHMARKS, "lvd"), n=1, cutoff=0.6)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         raise InputError(f"unknown prompt source '{name}'{hint}: not a benchmark and no such file; "
                          f"give {ACCEPTED}")
@@ -101,6 +107,16 @@ def load_source(source: str, *, from_file: str | Path | None = None, column: str
     line = 1 if kind == "csv" else next((n for n, r in recs if isinstance(r, dict)), 1)
     column = _pick_column(column, keys, path.name, line, table.what) if keys else column or "prompt"
     return _finish(path.stem, kind, path, table.data, recs, column=column, caption=None, skip_bad=skip_bad)
+
+
+def lvd_source() -> Source:
+    """LVD's 500 benchmark prompts (``lvd.py``), each repeat its own item."""
+    pairs = lvd_items()
+    items = [PromptItem(i, f"{i:04d}-{hashlib.sha1(p.encode()).hexdigest()[:6]}", p, meta, None)
+             for i, (p, meta) in enumerate(pairs)]
+    digest = hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
+    return Source(name="lvd", kind="lvd", path=None, items=items, skipped=[], digest=digest,
+                  options={"column": None, "caption": None})
 
 
 def _load_benchmark(name: str, path: Path, column: str | None, caption: str, skip_bad: bool) -> Source:

@@ -23,7 +23,7 @@ app = typer.Typer(help="phyt2v: make text-to-video models obey physics, without 
                   pretty_exceptions_show_locals=False, no_args_is_help=True, add_completion=False)
 
 # One module per command group, each with ``register(app)``; the order is the order in --help.
-COMMAND_MODULES = ("refine", "info", "doctor", "score", "batch", "export", "metrics", "report", "reproduce")
+COMMAND_MODULES = ("refine", "plan", "info", "doctor", "score", "batch", "export", "metrics", "report", "reproduce")
 
 
 def _register_commands() -> None:

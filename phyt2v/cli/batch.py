@@ -59,7 +59,7 @@ def run_batch(src: Any, cfg: Any, *, limit: int | None = None, shard: Any = None
 def register(app: typer.Typer) -> None:
     @app.command("batch")
     def batch(
-        source: str = typer.Argument(..., help="videophy | videophy2 | phygenbench, or a .txt/.csv/.jsonl file"),
+        source: str = typer.Argument(..., help="videophy | videophy2 | phygenbench | lvd, or a .txt/.csv/.jsonl file"),
         from_file: Optional[Path] = typer.Option(None, "--from", help="read a named benchmark from this local "
                                                  "file (same format as upstream) instead of downloading it"),
         column: Optional[str] = typer.Option(None, "--column", help="CSV/JSONL prompt column (default: prompt, "

@@ -3,6 +3,9 @@
 KIND is videophy, videophy2, phygenbench or auto (batch directories). FILE is a .csv, .jsonl or .json
 scores file; a batch directory gives the loop's own scores for round 1 and the best round (and the
 gain), or for one ``--round``. Definitions live in ``metrics.py``.
+
+``phyt2v metrics lvd-layouts FILE|BATCH_DIR`` scores LVD layouts (stage 1; ``views/lvd.py``) and
+``phyt2v metrics lvd BATCH_DIR [--round] [--detector]`` the objects OWL-ViT finds in a batch's videos (stage 2).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import typer
 
 from ..batch import folder as batchdir
 from ..views import metrics as M
+from ..views.lvd import KINDS as LVD_KINDS
 from .options import json_opt
+
+LVD_DETECTOR = "google/owlvit-base-patch32"
 
 # ---------------------------------------------------------------- rendering
 
@@ -105,6 +111,58 @@ def print_result(result: dict) -> None:
                 out.print(render_table(sc["kind"], table, title))
 
 
+def render_lvd(result: dict):
+    """LVD's table: success / total and % per task, overall, then the per-count breakdowns."""
+    from rich.table import Table
+
+    where = result.get("batch") or result.get("file")
+    stage = "stage 2: OWL-ViT on the videos" if result["kind"] == "lvd" else "stage 1: layouts"
+    t = Table("task", title=f"LVD benchmark, {stage}: {where}")
+    for h in ("success", "total", "%"):
+        t.add_column(h, justify="right")
+    rows = [*result["tasks"].items(), ("overall", result["overall"])]
+    rows += [(f"numeracy, {k} object(s)", v) for k, v in result.get("numeracy_by_count", {}).items()]
+    rows += [(f"dynamic spatial, {k} object(s)", v) for k, v in result.get("dynamic_spatial_by_objects", {}).items()]
+    for name, s in rows:
+        t.add_row(name.replace("_", " "), str(s["success"]), str(s["total"]), _pct(s["rate"]))
+    return t
+
+
+def _lvd(kind: str, path: Path, round_: str | None, as_json: bool, detector: str) -> None:
+    from rich.console import Console
+
+    from ..views import lvd
+
+    out, err = Console(), Console(stderr=True)
+    if kind == "lvd-layouts":
+        result = lvd.score_layouts(path)
+    else:
+        from ..views.lvd_detect import score_videos
+        from .progress import quiet_libraries
+
+        quiet_libraries()
+        with err.status("loading the detector ...") as status:
+            def seen(done: int, total: int) -> None:
+                status.update(f"OWL-ViT on the videos: {done}/{total}")
+
+            result = score_videos(path, which=batchdir.parse_round(round_ or "best"), detector=detector,
+                                  on_video=seen)
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    out.print(render_lvd(result))
+    notes = {"unreadable": "replies could not be read (counted as failures)",
+             "not_in_file": "benchmark items have no reply in the file (left out)",
+             "unknown_prompts": "prompts of the file are not LVD's (ignored)",
+             "without_layout": "runs recorded no layout (counted as failures)",
+             "without_video": "prompts have no video in that round (counted as failures)"}
+    for key, what in notes.items():
+        if result.get(key):
+            err.print(f"[yellow]note:[/yellow] {result[key]} {what}", highlight=False)
+    for line in result.get("errors", [])[:5]:
+        err.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
+
+
 # ---------------------------------------------------------------- command
 
 def register(app: typer.Typer) -> None:
@@ -113,15 +171,19 @@ def register(app: typer.Typer) -> None:
         kind: str = typer.Argument(..., help="videophy | videophy2 | phygenbench | auto (batch directories)"),
         path: Path = typer.Argument(..., help="scores file (.csv, .jsonl, .json) or a batch directory"),
         group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="report per value of this column "
-                                                     "(repeatable; default states_of_matter or main_category)"),
+                                                     "(repeatable; default states_of_matter, main_category or task)"),
         round_: Optional[str] = typer.Option(None, "--round", help="batch directory: first | best | N "
                                              "(default: round 1, best round and the gain; with loop.draft, "
                                              "best is the final render)"),
         as_json: bool = json_opt("print machine-readable JSON only"),
         hard_column: Optional[str] = typer.Option(None, "--hard-column", help="videophy2: the column marking "
                                                   "the hard subset (default: is_hard / hard / hard_subset)"),
+        detector: str = typer.Option(LVD_DETECTOR, "--detector", help="lvd: the OWL-ViT detector, a hub id or a "
+                                     "local folder"),
     ) -> None:
-        """Benchmark metrics with the published definitions (VideoPhy, VideoPhy-2, PhyGenBench)."""
+        """Benchmark metrics with the published definitions (VideoPhy, VideoPhy-2, PhyGenBench, LVD)."""
+        if kind.strip().lower() in LVD_KINDS:
+            return _lvd(kind.strip().lower(), path, round_, as_json, detector)
         groups = None if not group_by else [c.strip() for g in group_by for c in g.split(",") if c.strip()]
         result = M.run_metrics(kind, path, groups, round_, hard_column)
         if as_json:

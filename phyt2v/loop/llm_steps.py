@@ -19,15 +19,17 @@ import logging
 import math
 import re
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel
 
 from ..errors import ParseError
 from ..resources import prompts_dir
 from ..roles import LLM, Message, finish_reason
-from ..schemas import PHYSICS_THRESHOLD, Mismatch, PhysicsCoT, Refinement, Rules
+from ..schemas import (CANVAS, PHYSICS_THRESHOLD, Layout, Mismatch, PhysicsCoT, PlannedObject,
+                       Refinement, Rules)
 from ..store.record import CallLog, RoundRecord
+from . import layouts
 from .parsing import ReplyError, field_list, parse_reply
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,8 +68,11 @@ def render(name: str, **values: Any) -> list[Message]:
 
 
 def run_step(llm: LLM, step: str, model: type[M], values: dict[str, Any], *, log: CallLog,
-             retries: int = 2, max_tokens: int | None = None, note: str = "") -> M:
-    """``note`` is appended to the user message (e.g. a measured length to fix)."""
+             retries: int = 2, max_tokens: int | None = None, note: str = "",
+             parse: Callable[[str], Any] | None = None) -> M:
+    """``note`` is appended to the user message (e.g. a measured length to fix). ``parse`` replaces
+    ``parse_reply(raw, model)`` (it raises ``ReplyError``, shown to the model on a retry; what it returns is
+    returned)."""
     messages = render(step, fields=field_list(model), **values)
     if note:
         messages[-1] = {"role": "user", "content": f"{messages[-1]['content']}\n\n{note}"}
@@ -84,7 +89,7 @@ def run_step(llm: LLM, step: str, model: type[M], values: dict[str, Any], *, log
                 problem = entry["parse_error"] = "it was cut off at the length limit (max_tokens)"
             else:
                 try:
-                    parsed = parse_reply(raw, model)
+                    parsed = parse(raw) if parse is not None else parse_reply(raw, model)
                 except ReplyError as e:
                     problem = entry["parse_error"] = str(e)
         if parsed is not None:
@@ -206,3 +211,37 @@ def estimate_tokens(text: str) -> int:
 
 def as_json(model: BaseModel) -> str:
     return json.dumps(model.model_dump(), ensure_ascii=False)
+
+
+def plan_layout(llm: LLM, prompt: str, rules: Rules | None = None, *, log: CallLog, retries: int = 2,
+                keyframes: int = layouts.KEYFRAMES, per_second: float = layouts.PER_SECOND) -> Layout:
+    """LVD's stage 1: a dynamic scene layout for ``prompt`` (boxes per object per keyframe, normalised), planned
+    with the Step-1 ``rules`` when given. A layout with faults (``layouts.violations``) is re-asked once with
+    the faults shown; still faulty, it raises ``ParseError`` naming them. Small overhangs are clipped. The reply
+    may use ``layouts.reply_tokens`` tokens (880 for 6 keyframes) where ``llm.max_tokens`` is lower."""
+    values = {"prompt": prompt, "objects": ", ".join(rules.objects) if rules and rules.objects else "(not given)",
+              "rules": _bullets(rules.rules if rules else []), "keyframes": keyframes, "canvas": CANVAS,
+              "times": ", ".join(f"{t:g}" for t in layouts.keyframe_times(keyframes, per_second)),
+              "object_fields": field_list(PlannedObject)}
+    names = layouts.name_choices(prompt, rules.objects if rules else None)
+    model = layouts.reply_model(keyframes, names)
+
+    def read(raw: str) -> Layout:
+        return layouts.read_plan(raw, keyframes, per_second, names)
+
+    limit = getattr(llm, "max_tokens", None)
+    room = max(limit, layouts.reply_tokens(keyframes)) if isinstance(limit, int) else None
+    note = ""
+    for attempt in range(2):
+        layout = run_step(llm, "layout", model, values, log=log, retries=retries, parse=read, note=note,
+                          max_tokens=room)
+        problems = layouts.violations(layout, prompt, keyframes)
+        if not problems:
+            return layouts.clip(layout)
+        logger.info(f"layout attempt {attempt + 1}: {'; '.join(problems)}")
+        note = ("Your last layout could not be used:\n" + _bullets(problems[:8]) +
+                "\nPlan the layout again, fixing these problems.")
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise ParseError(f"the LLM's layout is unusable after a re-ask: {problems[0]}{more}",
+                     raw=json.dumps(layouts.layout_json(layout), ensure_ascii=False),
+                     expected=list(model.model_fields), step="layout")

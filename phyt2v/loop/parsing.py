@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -97,7 +97,7 @@ def _coerce(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
             out[name] = [val] if val.strip() else []
         elif field.annotation is str and isinstance(val, list) and all(isinstance(v, str) for v in val):
             out[name] = " ".join(val)
-        elif is_list and isinstance(val, list):
+        elif is_list and isinstance(val, list) and _kind(field.annotation) == "list of strings":
             # a list of small objects ({"rule": "..."}) -> their text
             out[name] = [next(iter(v.values())) if isinstance(v, dict) and len(v) == 1 else v for v in val]
         limit = _max_length(field.metadata)
@@ -119,12 +119,21 @@ def field_list(model: type[BaseModel]) -> str:
     """The model's fields as lines for a prompt: name (type): description."""
     lines = []
     for name, field in model.model_fields.items():
-        if get_origin(field.annotation) is list:
-            kind = "list of strings"
-        else:
-            kind = "number" if field.annotation in (float, int) else "string"
-        lines.append(f'- "{name}" ({kind}): {field.description}')
+        lines.append(f'- "{name}" ({_kind(field.annotation)}): {field.description}')
     return "\n".join(lines)
+
+
+def _kind(annotation: Any) -> str:
+    """How a field's type reads in a prompt: string, number, object, list of strings, list of lists of objects."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is list:
+        args = get_args(annotation)
+        inner = _kind(args[0]) if args else "string"
+        return "list of " + (inner.replace("list", "lists", 1) if inner.startswith("list") else inner + "s")
+    if annotation in (float, int):
+        return "number"
+    return "object" if isinstance(annotation, type) and issubclass(annotation, BaseModel) else "string"
 
 
 def parse_reply(text: str, model: type[M]) -> M:

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import Phyt2vError, first_line
-from ..schemas import Mismatch, PhysicsCoT, Refinement, Rules
+from ..schemas import Layout, Mismatch, PhysicsCoT, Refinement, Rules
 from .files import append_jsonl, atomic_write_json, atomic_write_text, now
 
 SCHEMA_VERSION = 1
@@ -133,6 +133,8 @@ class RunRecord(BaseModel):
     enhancement: PhysicsCoT | None = Field(None, description="PhyGDPO's CoT (loop.enhancer: phygdpo or "
                                            "loop.min_physics): physics score and the round-1 prompt")
     final: FinalRender | None = Field(None, description="loop.draft: the full-settings render of the best round")
+    layout: Layout | None = Field(None, description="the planned dynamic scene layout (LVD's stage 1: boxes per "
+                                  "object per keyframe, normalised), when the loop plans one")
     stop_reason: str | None = None
     error: StepError | None = None
     models: dict[str, str] = Field(default_factory=dict)

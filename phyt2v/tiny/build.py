@@ -1,5 +1,5 @@
-"""Tiny random-weight models (every video family's pipeline, Qwen2-VL, Qwen2.5-VL) for tests and smoke runs, built
-once into phyt2v's cache.
+"""Tiny random-weight models (every video family's pipeline, Qwen2-VL, Qwen2.5-VL, OWL-ViT) for tests and smoke runs,
+built once into phyt2v's cache.
 
 They are built from configs with a fixed torch seed, saved with ``save_pretrained`` and loaded back by the
 backends through their normal ``from_pretrained`` path. Their outputs are noise: use them to exercise code, never
@@ -18,6 +18,7 @@ from ..resources import cache_dir
 from .cogvideox import build_tiny_cogvideox
 from .families import build_tiny_hunyuan, build_tiny_ltx, build_tiny_mochi, build_tiny_wan
 from .ltx2 import build_tiny_ltx2
+from .owlvit import build_tiny_owlvit
 from .qwen25vl import build_tiny_qwen25vl
 from .qwen_video import build_tiny_cosmos, build_tiny_hunyuan15, build_tiny_kandinsky5
 from .vlm import build_tiny_vlm
@@ -26,10 +27,10 @@ from .wan_video import build_tiny_motif, build_tiny_sana_video, build_tiny_skyre
 VERSION = "v2"  # bump when a recipe changes, so stale caches are not reused
 _BUILDERS = {"cogvideox": build_tiny_cogvideox, "wan": build_tiny_wan, "ltx": build_tiny_ltx,
              "hunyuan": build_tiny_hunyuan, "vlm": build_tiny_vlm, "qwen2.5-vl": build_tiny_qwen25vl,
-             "ltx2": build_tiny_ltx2, "kandinsky5": build_tiny_kandinsky5, "skyreels": build_tiny_skyreels,
-             "skyreels-df": lambda p: build_tiny_skyreels(p, forcing=True), "sana-video": build_tiny_sana_video,
-             "cosmos": build_tiny_cosmos, "motif": build_tiny_motif, "hunyuan15": build_tiny_hunyuan15,
-             "mochi": build_tiny_mochi}
+             "owlvit": build_tiny_owlvit, "ltx2": build_tiny_ltx2, "kandinsky5": build_tiny_kandinsky5,
+             "skyreels": build_tiny_skyreels, "skyreels-df": lambda p: build_tiny_skyreels(p, forcing=True),
+             "sana-video": build_tiny_sana_video, "cosmos": build_tiny_cosmos, "motif": build_tiny_motif,
+             "hunyuan15": build_tiny_hunyuan15, "mochi": build_tiny_mochi}
 KINDS = tuple(_BUILDERS)
 
 

@@ -32,7 +32,7 @@ from .scorers import RATED, ensemble_members, kind_of, member_rows
 
 KINDS = ("videophy", "videophy2", "phygenbench", "auto")
 WHERE = "_where"
-DEFAULT_GROUPS = ("states_of_matter", "main_category")
+DEFAULT_GROUPS = ("states_of_matter", "main_category", "task")  # task: LVD's benchmark
 HARD_COLUMNS = ("is_hard", "hard", "hard_subset")
 TRUTHY = {"1", "1.0", "true", "yes", "y", "t"}
 PHYGEN_STAGES = ("single", "multi_gpt", "multi_llava", "video_gpt", "video_intern")
