@@ -168,7 +168,7 @@ def _lvd(kind: str, path: Path, round_: str | None, as_json: bool, detector: str
 def register(app: typer.Typer) -> None:
     @app.command("metrics")
     def metrics(
-        kind: str = typer.Argument(..., help="videophy | videophy2 | phygenbench | auto (batch directories)"),
+        kind: str = typer.Argument(..., help="videophy | videophy2 | phygenbench | lvd-layouts (an LVD layout cache or a batch) | lvd (a batch: OWL-ViT on its videos) | auto (a batch)"),
         path: Path = typer.Argument(..., help="scores file (.csv, .jsonl, .json) or a batch directory"),
         group_by: Optional[list[str]] = typer.Option(None, "--group-by", help="report per value of this column "
                                                      "(repeatable; default states_of_matter, main_category or task)"),
