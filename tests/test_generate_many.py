@@ -140,7 +140,7 @@ def test_cache_none_turns_the_configured_cache_off_for_one_call(tmp_path):
     ({"steps": 0}, r"overrides\['steps'\] 0 must be an integer >= 1"),
     ({"steps": "4"}, r"overrides\['steps'\] '4' must be an integer"),
     ({"cache": {"kind": "nope"}}, r"overrides\['cache'\].*kind"),
-    ({"cache": {"kind": "first-block", "params": {"bogus": 1}}}, r"overrides\['cache'\] 'first-block' with params"),
+    ({"cache": {"kind": "first-block", "params": {"bogus": 1}}}, r"overrides\['cache'\] 'first-block': unknown params \['bogus'\]; FirstBlockCacheConfig takes threshold"),
     ([("steps", 2)], r"overrides .* must be a dict"),
 ])
 def test_bad_overrides_are_named_and_leave_the_pipeline_alone(overrides, match, tmp_path):
