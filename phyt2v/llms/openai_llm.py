@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, LLMError
 from ..roles import Reply
+from ..runtime.deadline import error_detail
 from ..store import redact
 from ._common import Abandoned, call_with_deadline, check_messages, json_schema_format, one_line
 
@@ -53,7 +54,7 @@ class OpenAILLM:
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.2, seed: int | None = 0,
                  max_tokens: int = 1024, timeout_s: float = 30.0, max_retries: int = 3,
                  backoff_s: float = 1.0, options: dict[str, Any] | None = None):
-        import openai
+        import openai  # noqa: F401  (a missing package fails here, at load, not at the first call)
 
         if max_retries < 0 or timeout_s <= 0 or backoff_s < 0:
             raise ConfigError(f"llm: need max_retries >= 0, timeout_s > 0, backoff_s >= 0 "
@@ -158,7 +159,7 @@ class OpenAILLM:
                     kind = f"HTTP {code}" + (" (rate limited)" if code == 429 else "")
                     self._wait_or_raise(attempts, end, kind, e.response.headers.get("retry-after"))
                     continue
-                raise LLMError(self._fail_line(f"HTTP {code}: {self._detail(e)}", attempts,
+                raise LLMError(self._fail_line(f"HTTP {code}: {error_detail(e)}", attempts,
                                                self._hint(code))) from None
             except openai.APITimeoutError:
                 self._wait_or_raise(attempts, end, f"timeout after {_secs(wait)}")
@@ -168,7 +169,7 @@ class OpenAILLM:
                 self._wait_or_raise(attempts, end, f"connection error ({cause})")
                 continue
             except openai.OpenAIError as e:
-                raise LLMError(self._fail_line(f"bad response ({type(e).__name__}: {self._detail(e)})",
+                raise LLMError(self._fail_line(f"bad response ({type(e).__name__}: {error_detail(e)})",
                                                attempts, "check that the endpoint is OpenAI-compatible"
                                                )) from None
             try:
@@ -201,7 +202,7 @@ class OpenAILLM:
 
     def _fallback(self, err: Exception, body: dict) -> bool:
         """Adapt to an endpoint that rejects a parameter (400/422); True when the request changed."""
-        text = self._detail(err).lower()
+        text = error_detail(err).lower()
         if "response_format" in body and any(k in text for k in ("response_format", "json_schema")):
             strict = body["response_format"]["json_schema"].get("strict", False)
             self._schema_mode = "loose" if strict else "off"
@@ -262,15 +263,6 @@ class OpenAILLM:
         except Exception as e:  # the first real request reports problems clearly
             log.debug("could not list models at %s: %s", self.base_url, type(e).__name__)
         return "default"
-
-    def _detail(self, err: Exception) -> str:
-        body = getattr(err, "body", None)
-        if isinstance(body, dict):
-            inner = body.get("error", body)
-            text = inner.get("message", inner) if isinstance(inner, dict) else inner
-        else:
-            text = getattr(err, "message", None) or str(err)
-        return redact.scrub(one_line(text, 240))
 
     def _hint(self, code: int) -> str:
         if code in (401, 403):

@@ -36,3 +36,17 @@ def call_with_deadline(fn: Any, seconds: float, name: str = "phyt2v-llm-request"
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def error_detail(err: Exception) -> str:
+    """The server's own message of an HTTP error (the openai SDK's ``body["error"]["message"]``, else the error's text),
+    on one line, with any key scrubbed."""
+    from ..store.redact import scrub
+
+    body = getattr(err, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        text = inner.get("message", inner) if isinstance(inner, dict) else inner
+    else:
+        text = getattr(err, "message", None) or str(err)
+    return scrub(one_line(text, 240))

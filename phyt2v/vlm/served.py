@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, ConfigError
-from ..runtime.deadline import Abandoned, call_with_deadline, one_line
+from ..runtime.deadline import Abandoned, call_with_deadline, error_detail, one_line
 from ..store import redact
 
 log = logging.getLogger("phyt2v")
@@ -136,7 +136,7 @@ class ServedVLM:
                 self._wait_or_raise(attempts, f"timeout after {_secs(self.timeout_s)}")
                 continue
             except openai.APIStatusError as e:
-                code, detail = e.status_code, self._detail(e)
+                code, detail = e.status_code, error_detail(e)
                 if code in (400, 422) and self._max_tokens_key == "max_tokens" and "max_completion_tokens" in detail:
                     self._max_tokens_key = "max_completion_tokens"
                     attempts -= 1  # a changed request, not a retry
@@ -154,7 +154,7 @@ class ServedVLM:
                 self._wait_or_raise(attempts, f"connection error ({cause})")
                 continue
             except openai.OpenAIError as e:
-                raise BackendError(self.fail_line(f"bad response ({type(e).__name__}: {self._detail(e)})", attempts,
+                raise BackendError(self.fail_line(f"bad response ({type(e).__name__}: {error_detail(e)})", attempts,
                                                   "check that the endpoint is OpenAI-compatible")) from None
             try:
                 data = json.loads(http.text)
@@ -184,15 +184,6 @@ class ServedVLM:
         log.warning("%s request to %s failed (%s); retry %d/%d in %.2fs", self.role, self.base_url, kind, attempts,
                     self.max_retries, delay)
         time.sleep(delay)
-
-    def _detail(self, err: Exception) -> str:
-        body = getattr(err, "body", None)
-        if isinstance(body, dict):
-            inner = body.get("error", body)
-            text = inner.get("message", inner) if isinstance(inner, dict) else inner
-        else:
-            text = getattr(err, "message", None) or str(err)
-        return redact.scrub(one_line(text, 240))
 
     def _hint(self, code: int) -> str:
         if code in (401, 403):
