@@ -62,6 +62,7 @@ def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+@pytest.mark.slow
 def test_batch_writes_one_line_per_prompt_with_rounds_and_categories(tmp_path):
     src, cfg, ref, parts = make(tmp_path)
     s = Batch(src, cfg, out=tmp_path / "out", refiner=ref).run()

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 
 
 def run(*args, env=None, timeout=120):
@@ -65,6 +66,7 @@ def test_no_gpu_without_preset_names_smoke_and_enhance():
     assert len(p.stderr.strip().splitlines()) <= 3  # one message (wrapped by the terminal at most)
 
 
+@pytest.mark.slow
 def test_presets_backends_doctor():
     assert "smoke" in run("presets").stdout
     b = run("backends").stdout
@@ -155,6 +157,7 @@ def test_score_offline_fails_at_once_naming_the_download(tmp_path):
     assert_clean_error(p, "'someone/absent-model'", "HF_HUB_OFFLINE", "hf download someone/absent-model", code=1)
 
 
+@pytest.mark.slow
 def test_each_warning_is_printed_once(tmp_path):
     # The cheapest real run that warns: the smoke preset with a generator that fails to load leaves a
     # failed run folder; --fresh moves it aside with a warning (the loop both logs it and emits an event).

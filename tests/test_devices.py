@@ -5,7 +5,7 @@ import time
 import pytest
 
 from phyt2v.errors import BackendError
-from phyt2v.runtime import devices, hub
+from phyt2v.runtime import hub
 
 
 @pytest.fixture()

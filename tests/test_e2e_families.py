@@ -15,6 +15,8 @@ from phyt2v.config import load_config
 from phyt2v.loop import Refiner
 from phyt2v.store.video_io import probe
 
+pytestmark = pytest.mark.slow  # end-to-end: real subprocesses and models, minutes on 2 cores
+
 
 def _save_wan(folder):
     """A WanPipeline built here from diffusers classes (1 block, 4 heads x 8), not by phyt2v.tiny."""

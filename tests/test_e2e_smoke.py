@@ -15,6 +15,8 @@ from llm_servers import FaultyServer, fail, ok, smollm_server
 from phyt2v.store.record import RunRecord
 from phyt2v.store.video_io import probe
 
+pytestmark = pytest.mark.slow  # end-to-end: real subprocesses and models, minutes on 2 cores
+
 PROMPT = "a rubber ball is dropped onto a wooden floor"
 FAKE_KEY = "sk-test-NEVER-WRITE-ME-7f3a9c"
 

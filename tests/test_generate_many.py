@@ -50,6 +50,7 @@ def steps_log():
 
 
 @pytest.mark.parametrize("model", list(SIZES))
+@pytest.mark.slow
 def test_seeds_in_one_call_give_distinct_reproducible_videos(model, tmp_path):
     g = gen(model)
     assert g.supports_many is True
@@ -185,6 +186,7 @@ class OOMPipe:
 
 
 @pytest.mark.parametrize("model", ["tiny", "tiny-wan"])  # prompt list (CogVideoX) and num_videos_per_prompt
+@pytest.mark.slow
 def test_out_of_memory_halves_the_call(model, tmp_path, caplog):
     base = gen(model)
     seeds = [10, 11, 12, 13]

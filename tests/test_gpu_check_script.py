@@ -3,6 +3,7 @@ the full-size builders it uses on the GPU construct the published architectures 
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ import gpu_check_local  # noqa: E402
 from phyt2v.runtime import paramcount  # noqa: E402
 
 
+@pytest.mark.slow
 def test_tiny_rehearsal_writes_one_round_per_placement(tmp_path):
     res = gpu_check_local.run("local-48gb", tiny=True, steps=2, out_dir=tmp_path)
     data = json.loads(Path(res["path"]).read_text())

@@ -22,6 +22,7 @@ KEYS = {"date", "gpu", "device", "tiny", "torch", "diffusers", "transformers", "
 ARM_KEYS = {"seconds", "s_per_video", "peak_vram_gb", "pipeline_calls", "videos"}
 
 
+@pytest.mark.slow
 def test_tiny_rehearsal_runs_both_arms(tmp_path, capsys):
     out = tmp_path / "seeds.json"
     assert gpu_check_seeds.main(["--tiny", "--out", str(out)]) == 0

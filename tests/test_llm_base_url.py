@@ -26,6 +26,7 @@ def enhance_cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_set_base_url_with_the_smoke_preset_uses_the_endpoint():
     with FaultyServer([ok(json.dumps(RULES)), ok(refinement("the ball bounces lower each time"))]) as srv:
         p = enhance_cli("--set", f"llm.base_url={srv.base_url}", "--json")
@@ -35,6 +36,7 @@ def test_set_base_url_with_the_smoke_preset_uses_the_endpoint():
     assert "tiny, weak" not in p.stderr  # the embedded model was not loaded
 
 
+@pytest.mark.slow
 def test_an_enhance_reply_cut_at_max_tokens_is_not_printed():
     half = json.dumps({"principle": "energy is lost at each bounce", "prompt": LONG})[:-40]
     with FaultyServer([ok(json.dumps(RULES)), cut(half)]) as srv:

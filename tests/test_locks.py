@@ -119,6 +119,7 @@ def test_torn_calls_line_is_cut_when_the_run_resumes(tmp_path):
     assert [e["step"] for e in entries if e["role"] == "generator"] == ["generate", "generate"]
 
 
+@pytest.mark.slow
 def test_model_call_time_survives_sigkill(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys

@@ -190,6 +190,7 @@ def test_cli_bad_method_is_exit_2_naming_the_choices():
     assert "unknown enhance method 'phygpdo'" in text and ", ".join(METHODS) in text
 
 
+@pytest.mark.slow
 def test_cli_phygdpo_prints_the_extended_prompt_score_and_label():
     replies = [ok(reply(physics_score=0.59)), ok(reply(physics_score=0.6)), ok(reply(physics_score=0.59))]
     with FaultyServer(replies) as srv:
@@ -206,6 +207,7 @@ def test_cli_phygdpo_prints_the_extended_prompt_score_and_label():
     assert {k: data[k] for k in PhysicsCoT.model_fields} == cot(physics_score=0.59)
 
 
+@pytest.mark.slow
 def test_cli_phygdpo_with_the_embedded_smollm2():
     """SmolLM2-135M fills the schema (grammar-constrained) but its content is weak: assert structure only."""
     p = cli("--method", "phygdpo", "--json")

@@ -118,6 +118,7 @@ def lines_of(b: Batch) -> list[dict]:
     return out
 
 
+@pytest.mark.slow
 def test_pipelined_equals_sequential_gpu_serial_llm_concurrent(tmp_path):
     seq, s1, c1, wall1 = run_batch(tmp_path, "seq", 1)
     pipe, s4, c4, wall4 = run_batch(tmp_path, "pipe", 4)

@@ -5,7 +5,6 @@ rendered by the tiny CogVideoX pipeline behind the server."""
 import logging
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from doubles import FakeCaptioner, FakeScorer, physics_llm
