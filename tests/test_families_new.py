@@ -205,6 +205,6 @@ def test_new_presets_match_their_cards_and_plan():
     for name, (model, family) in NEW_PRESETS.items():
         cfg = load_config(name)
         assert cfg.note and g[name].model == model and check_before_load(cfg).name == family
-        plan, _ = plan_for(name, None, None, 80.0)  # the shipped table: counts and the render's shape
+        plan, _ = plan_for(cfg, 80.0)  # the shipped table: counts and the render's shape
         gen = plan["roles"]["generator"]
         assert gen["source"] == "table" and gen["bytes"] > 5 * 2**30 and plan["placement"] in ("resident", "swap")

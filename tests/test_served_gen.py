@@ -293,3 +293,19 @@ def test_veo_without_a_key_or_project_says_how(monkeypatch, tmp_path):
 
     with VeoServer() as srv, pytest.raises(ConfigError, match="GEMINI_API_KEY"):
         VeoGenerator.from_config(veo_config(srv))
+
+
+def test_a_rounds_jobs_are_recorded_in_seed_order_whichever_thread_creates_first():
+    from types import SimpleNamespace
+
+    from phyt2v.loop.jobs import JobLog
+
+    saves = []
+    run = SimpleNamespace(rec="rec", store=SimpleNamespace(save=saves.append, dir="d"))
+    target = SimpleNamespace(jobs=[])
+    log = JobLog(run, target)
+    log.record(43, "job-b", backend="openai", model="m")  # seed 43's thread got its job id first
+    log.record(42, "job-a", backend="openai", model="m")
+    assert [(j.seed, j.id) for j in target.jobs] == [(42, "job-a"), (43, "job-b")] and len(saves) == 2
+    log.record(43, "job-c", backend="openai", model="m")  # a redone job replaces the seed's earlier one, in place
+    assert [(j.seed, j.id) for j in target.jobs] == [(42, "job-a"), (43, "job-c")]

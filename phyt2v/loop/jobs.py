@@ -50,10 +50,12 @@ class JobLog:
         return next((j for j in reversed(self.target.jobs) if j.seed == seed), None)
 
     def record(self, seed: int, job_id: str, **info: Any) -> None:
-        """A new job, on disk before anything waits on it (it replaces the seed's earlier, finished one)."""
+        """A new job, on disk before anything waits on it (it replaces the seed's earlier, finished one); the
+        round's jobs stay in seed order so run.json does not depend on which seed's thread came first."""
         with self._lock:
             self.target.jobs = [j for j in self.target.jobs if j.seed != seed]
             self.target.jobs.append(JobRecord(seed=seed, id=job_id, **info))
+            self.target.jobs.sort(key=lambda j: j.seed)  # seed order, whichever thread's job was created first
             self.run.store.save(self.run.rec)
 
     def update(self, seed: int, **info: Any) -> None:
