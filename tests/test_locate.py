@@ -68,9 +68,10 @@ def test_cut_replies_keep_their_whole_entries_and_odd_boxes_are_fixed_or_dropped
 def test_boxes_go_to_the_objects_by_label():
     boxes = [("table", [0, 0.5, 1, 1]), ("the red ball", [0.1, 0.1, 0.2, 0.2]), ("ball", [0.6, 0.1, 0.7, 0.2])]
     got = match(["ball", "wooden table", "dog"], boxes)
-    assert got == {"ball": [0.6, 0.1, 0.7, 0.2], "wooden table": [0, 0.5, 1, 1], "dog": None}  # exact label first
-    assert match(["red ball"], [("", [0.1, 0.1, 0.2, 0.2])]) == {"red ball": [0.1, 0.1, 0.2, 0.2]}
-    assert match(["red ball", "cup"], [("", [0.1, 0.1, 0.2, 0.2])]) == {"red ball": None, "cup": None}
+    assert got == [[0.6, 0.1, 0.7, 0.2], [0, 0.5, 1, 1], None]  # the exact label first
+    assert match(["ball", "ball", "ball"], boxes) == [[0.6, 0.1, 0.7, 0.2], [0.1, 0.1, 0.2, 0.2], None]  # a box once
+    assert match(["red ball"], [("", [0.1, 0.1, 0.2, 0.2])]) == [[0.1, 0.1, 0.2, 0.2]]
+    assert match(["red ball", "cup"], [("", [0.1, 0.1, 0.2, 0.2])]) == [None, None]
 
 
 def test_each_model_reads_in_its_own_format():
@@ -102,9 +103,9 @@ def test_locate_asks_a_real_vlm_about_each_keyframe(kind, clip, monkeypatch):
     real = grounding.parse_boxes
     monkeypatch.setattr(grounding, "parse_boxes", lambda t, f, s: asked.append((f, s)) or real(t, f, s))
     got = cap.locate(clip, ["white square"], [0.0, 0.5, 1.0])
-    assert len(got) == 3 and all(set(d) == {"white square"} for d in got)
-    for d in got:  # random weights: no box, or a box inside the frame
-        assert all(b is None or (len(b) == 4 and 0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1) for b in d.values())
+    assert len(got) == 3 and all(len(d) == 1 for d in got)
+    for (b,) in got:  # random weights: no box, or a box inside the frame
+        assert b is None or (len(b) == 4 and 0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1)
     fmt = box_format(cap.model.config.model_type)
     assert [f for f, _ in asked] == [fmt] * 3
     if fmt == PIXELS:  # Qwen2.5-VL: pixels of the image its processor made (patch grid x 14)
@@ -127,4 +128,4 @@ def test_the_served_captioner_locates_through_its_endpoint(clip):
         cap = OpenAIVLMCaptioner("Qwen/Qwen3-VL-8B-Instruct", base_url=srv.base_url, frame_size=32, timeout_s=5.0)
         got = cap.locate(clip, ["white square"], [0.0, 1.0])
     assert srv.rejected == [] and len(srv.requests) == 2
-    assert got == [{"white square": pytest.approx([0.1, 0.25, 0.35, 0.625])}] * 2
+    assert got == [[pytest.approx([0.1, 0.25, 0.35, 0.625])]] * 2

@@ -101,11 +101,12 @@ def parse_boxes(text: str, fmt: str, size: tuple[float, float] = (1000.0, 1000.0
     return out
 
 
-def match(objects: list[str], found: list[tuple[str, list[float]]]) -> dict[str, list[float] | None]:
-    """Each object's box: the first box labelled with its name (case ignored), else one whose label has the name's
-    last word, else (one object asked, one unlabelled box) that box; None where none fits. A box serves once."""
+def match(objects: list[str], found: list[tuple[str, list[float]]]) -> list[list[float] | None]:
+    """Each object's box, in the order of ``objects`` (a name may repeat: two cars): the first box labelled with its
+    name (case ignored), else one whose label has the name's last word, else (one object asked, one unlabelled box)
+    that box; None where none fits. A box serves once."""
     left = list(found)
-    out: dict[str, list[float] | None] = {}
+    out: list[list[float] | None] = [None] * len(objects)
 
     def take(pred: Any) -> list[float] | None:
         for i, (label, box) in enumerate(left):
@@ -114,12 +115,12 @@ def match(objects: list[str], found: list[tuple[str, list[float]]]) -> dict[str,
                 return box
         return None
 
-    for name in objects:
-        out[name] = take(lambda lab, n=name.lower(): lab == n)
-    for name in objects:
+    for j, name in enumerate(objects):
+        out[j] = take(lambda lab, n=name.lower(): lab == n)
+    for j, name in enumerate(objects):
         last = name.lower().split()[-1] if name.split() else ""
-        if out[name] is None and last:
-            out[name] = take(lambda lab, w=last: re.search(rf"\b{re.escape(w)}", lab) is not None)
-    if len(objects) == 1 and out[objects[0]] is None and len(left) == 1 and not left[0][0]:
-        out[objects[0]] = left[0][1]
+        if out[j] is None and last:
+            out[j] = take(lambda lab, w=last: re.search(rf"\b{re.escape(w)}", lab) is not None)
+    if len(objects) == 1 and out[0] is None and len(left) == 1 and not left[0][0]:
+        out[0] = left[0][1]
     return out

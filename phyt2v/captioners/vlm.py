@@ -78,10 +78,11 @@ class VLMCaptioner:
         text = tok.batch_decode(new, skip_special_tokens=True)[0] if new.numel() else ""
         return " ".join(text.split())
 
-    def locate(self, video: Path, objects: list[str], times: list[float]) -> list[dict[str, list[float] | None]]:
+    def locate(self, video: Path, objects: list[str], times: list[float]) -> list[list[list[float] | None]]:
         """Each object's box on the frames at ``times`` (fractions of the video's length), one question per frame
         (``grounding.py``: the question, Qwen2.5-VL's pixel boxes, Qwen3-VL's and Qwen2-VL's 0-1000 boxes): per
-        time, ``{object: [x0, y0, x1, y1] as fractions, or None where the model gave no box}``."""
+        time, each object's ``[x0, y0, x1, y1]`` as fractions (None where the model gave no box), in the order of
+        ``objects`` (a name may repeat)."""
         import torch
 
         from ..store.video_io import frames_at
@@ -90,9 +91,9 @@ class VLMCaptioner:
 
         if not isinstance(video, (str, Path)):
             raise InputError(f"locate() needs a video path, got {type(video).__name__}")
-        names = [o.strip() for o in objects if o and o.strip()]
-        if not names:
-            return [{} for _ in times]
+        names = [str(o).strip() for o in objects]
+        if not names or not all(names):
+            raise InputError(f"locate() needs the objects' names, got {objects!r}")
         fmt = box_format(getattr(self.model.config, "model_type", None), self.model_id)
         tok = tokenizer_of(self.processor)
         gen: dict[str, Any] = dict(max_new_tokens=max(self.max_new_tokens, 32 * len(names) + 16), do_sample=False)
@@ -101,7 +102,7 @@ class VLMCaptioner:
         out = []
         for arr in frames_at(video, times):
             img = fit_frame(arr, self.frame_size)
-            inputs = build_inputs(self.model, self.processor, [img], instruction(names))
+            inputs = build_inputs(self.model, self.processor, [img], instruction(list(dict.fromkeys(names))))
             with LOCK, torch.inference_mode():
                 ids = self.model.generate(**inputs, **gen)[:, inputs["input_ids"].shape[1]:]
             text = tok.batch_decode(ids, skip_special_tokens=True)[0] if ids.numel() else ""

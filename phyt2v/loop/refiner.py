@@ -29,6 +29,7 @@ from ..store import redact
 from ..store.files import now
 from ..store.locks import FolderLock
 from ..store.record import FinalRender, RoundRecord, RunRecord, RunStore, StepError
+from . import layout_steps
 from . import llm_steps as steps
 from . import rounds
 from .budget import rewrite_within_budget
@@ -64,6 +65,7 @@ class Refiner:
         for role, obj in self._backends.items():  # and on settings the model cannot take, before any download
             if obj is None:
                 registry.check_before_load(role, self.config)
+        layout_steps.check_before_load(self.config, self._backends)  # loop.layout: the captioner and generator
         self.out = Path(out if out is not None else self.config.out)
         self.on_event = on_event
         self.on_round = on_round
