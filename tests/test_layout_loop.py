@@ -154,3 +154,22 @@ def test_deviations_in_words_and_ious():
     two = [[0, 0, 0.2, 0.2], [0.8, 0.8, 1, 1]]
     assert layout_steps.pair(two, [two[1], two[0]]) == two  # two objects of one name: the found boxes that fit best
     assert layout_steps.pair(two, [None, two[0]]) == [two[0], None]
+
+
+def test_the_report_draws_planned_and_measured_boxes_over_the_keyframes(tmp_path):
+    import re
+
+    from phyt2v.views.report import write_report
+
+    ref, _ = make(tmp_path, rounds=1)
+    res = ref.refine(PROMPT)
+    page = write_report(res.run_dir).read_text()
+    assert page.count('<figure class="keyframe">') == 6 and "mean IoU" in page
+    assert 'href="round-1/layout/keyframe-2.jpg"' in page  # the saved keyframe, relative to the page
+    w, h = 160, 160  # the fake videos are 16x16
+    planned = re.findall(r'<rect class="planned" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', page)
+    measured = re.findall(r'<rect class="measured" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', page)
+    assert len(planned) == 12 and len(measured) == 6  # the ball and the floor planned; only the ball found
+    x0, y0, x1, y1 = (v / 512 for v in BALL[2])
+    assert [float(v) for v in planned[4]] == pytest.approx([x0 * w, y0 * h, (x1 - x0) * w, (y1 - y0) * h], abs=0.06)
+    assert float(measured[2][1]) == pytest.approx((y0 - 0.06) * h, abs=0.06)  # found 0.06 of the frame higher
