@@ -27,8 +27,8 @@ _NUM = r"-?\d+(?:\.\d+)?"
 _ENTRY = re.compile(r"\{[^{}]*\}")
 _BOX = re.compile(rf'"(?:bbox_2d|bbox|box)"\s*:\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]')
 _LABEL = re.compile(r'"label"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_TOKENS = re.compile(rf"(?:<\|object_ref_start\|>)?([^()<>\[\]{{}}\n]*?)(?:<\|object_ref_end\|>)?\s*(?:<\|box_start\|>)?"
-                     rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
+_TOKENS = re.compile(rf"(?:<\|object_ref_start\|>)?([^()<>\[\]{{}}\n]*?)(?:<\|object_ref_end\|>)?\s*"
+                     rf"(?:<\|box_start\|>)?\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
 
 
 def box_format(model_type: str | None, model_id: str = "") -> str:

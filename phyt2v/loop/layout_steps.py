@@ -224,12 +224,15 @@ def relayout(r: "Host", run: "Run", rnd: RoundRecord) -> dict[str, Any]:
     seen = deviations(rnd, limit=6)
     mism = rnd.mismatch.mismatches if rnd.mismatch else []
     planned = "; ".join(f"{name}: {bs}" for _, (name, bs) in sorted(boxes.items()))
-    context = ("The prompt was rewritten. The layout planned for it before (each object's boxes as corners on the "
-               f"canvas, in the frames that show it): {planned}.\n" + ("The video departed from it:\n" + "\n".join(f"- {x}" for x in seen) + "\n"
-                                         if seen else "") +
-               ("The video's mismatches with the physics:\n" + "\n".join(f"- {x}" for x in mism) + "\n" if mism else "")
-               + "Plan the layout for the new caption: keep the motion where it obeys the physical rules, change it "
+    lines = [f"The prompt was rewritten. The layout planned for it before (each object's boxes as corners on the "
+             f"canvas, in the frames that show it): {planned}."]
+    if seen:
+        lines += ["The video departed from it:", *(f"- {x}" for x in seen)]
+    if mism:
+        lines += ["The video's mismatches with the physics:", *(f"- {x}" for x in mism)]
+    lines.append("Plan the layout for the new caption: keep the motion where it obeys the physical rules, change it "
                  "where the physics needs it.")
+    context = "\n".join(lines)
     try:
         new = steps.plan_layout(r.backend("llm"), rnd.refined_prompt, run.rec.rules, log=run.store.calls,
                                 retries=r.config.loop.parse_retries, keyframes=len(lc.plan.keyframes), context=context)

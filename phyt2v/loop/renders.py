@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from .run import Host
 
 
-def seeds_of(cfg: Any) -> list[int]:
-    """Best-of-N seeds: the run seed and the next N-1 (reruns draw the same ones)."""
-    return [cfg.seed + i for i in range(cfg.seeds)]
+def seeds_of(cfg: Any, seed: int | None = None) -> list[int]:
+    """Best-of-N seeds: the run seed (``seed``, else loop.seed) and the next N-1 (reruns draw the same ones)."""
+    first = cfg.seed if seed is None else seed
+    return [first + i for i in range(cfg.seeds)]
 
 
 def draft_overrides(r: "Host", gen: Any) -> dict[str, Any]:

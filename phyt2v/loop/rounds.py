@@ -161,7 +161,7 @@ def _generate(r: Host, run: Run, rnd: RoundRecord) -> None:
         r.warn(f"round {k} prompt is {rnd.prompt_tokens} tokens, over the {run.budget}-token budget: the text "
                 "encoder will cut it", k)
     rnd.draft = cfg.draft.enabled
-    seeds = seeds_of(cfg)
+    seeds = seeds_of(cfg, run.seed)
     d = run.store.round_dir(k)
     paths = [d / "video.mp4"] if len(seeds) == 1 else [d / f"video-s{s}.mp4" for s in seeds]
     made = render(r, run, rnd.prompt, seeds, paths, draft_overrides(r, gen) if rnd.draft else None, k, rnd,
@@ -254,7 +254,7 @@ def final_target(r: Host, run: Run) -> FinalRender:
     """The final render's record: the best draft round's prompt and seed (made anew if the best changed)."""
     rec = run.rec
     best = rec.rounds[rec.best_round - 1]
-    seed = best.seed if best.seed is not None else r.config.loop.seed
+    seed = best.seed if best.seed is not None else run.seed if run.seed is not None else r.config.loop.seed
     f = rec.final
     if f is None or f.round != best.index or f.prompt != best.prompt or f.seed != seed:
         f = rec.final = FinalRender(round=best.index, prompt=best.prompt, seed=seed)
