@@ -145,3 +145,9 @@ class Layout(BaseModel):
     keyframes: list[Keyframe]
     background: str = ""
     reasoning: str = ""
+
+    def positions(self) -> list[float]:
+        """Where each keyframe sits in the video, as a fraction of its length: the plan spans the whole video, as in
+        LVD (keyframe k at ``t_k / t_last``, whatever the video's duration)."""
+        last = max((kf.t for kf in self.keyframes), default=0.0)
+        return [kf.t / last if last > 0 else 0.0 for kf in self.keyframes]

@@ -143,3 +143,36 @@ class SeedScorer:
         self.videos.append(Path(video).name)
         sa, pc = self.by_seed[int(stem.split("-s")[-1])] if "-s" in stem else self.other
         return Scores(sa=sa, pc=pc, extra={"seen": Path(video).name})
+
+
+class LayoutGenerator(FakeGenerator):
+    """A FakeGenerator that takes a layout (as the diffusers backend does) and records each one it is given."""
+
+    takes_layout = True
+
+    def __init__(self, on_generate: Callable[[str], None] | None = None):
+        super().__init__(on_generate)
+        self.layouts: list = []
+
+    def generate(self, prompt, *, seed, out_path: Path, on_step=None, layout=None) -> GeneratedVideo:
+        self.layouts.append(layout)
+        return super().generate(prompt, seed=seed, out_path=out_path, on_step=on_step)
+
+
+class LocatingCaptioner(FakeCaptioner):
+    """A FakeCaptioner with ``locate``: boxes from ``boxes(names, times)`` (default: none found); fault injection
+    with ``fail`` (raised on the first call)."""
+
+    def __init__(self, boxes: Callable[[list[str], list[float]], list] | None = None, fail: Exception | None = None):
+        super().__init__()
+        self.boxes = boxes or (lambda names, times: [[None] * len(names) for _ in times])
+        self.fail = fail
+        self.located: list[tuple[Path, list[str], list[float]]] = []
+
+    def locate(self, video, objects, times):
+        assert Path(video).is_file()
+        self.located.append((Path(video), list(objects), list(times)))
+        if self.fail is not None:
+            err, self.fail = self.fail, None
+            raise err
+        return self.boxes(list(objects), list(times))

@@ -37,7 +37,7 @@ def test_the_500_prompts_are_lvds():
     assert items[351][0] == "A realistic lively video of a scene with a car moving from the right of a bird to its left"
     assert items[99] == ("A realistic lively video of a scene with four walking dogs",
                          {"task": "numeracy", "objects": ["dog"], "count": 4, "queries": ["a photo of a dog"],
-                          "one_box_per_class": False})
+                          "one_box_per_class": False, "seed": 99})
     assert items[137][1]["colors"] == ["brown", "blue"] and items[137][1]["queries"][0] == "a photo of a brown cat"
     assert items[499][1]["path"] == ["lower right", "upper right", "upper left"]
     assert not items[499][0].endswith(".")

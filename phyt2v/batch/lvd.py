@@ -13,7 +13,9 @@ Each item's meta carries what LVD's predicate for it needs (``views/lvd_predicat
   (stage 2 keeps only the best box of each query, except for numeracy).
 
 Prompts are given as LVD's evaluation reads them (stripped, a final period removed), which are also the keys
-of LVD's layout caches. Like LVD, a prompt repeated in its task is a separate item (its own run).
+of LVD's layout caches. Like LVD, a prompt repeated in its task is a separate item (its own run), with its own
+video seed: ``loop.seed`` + the item's index (``meta["seed"]``), so ``loop.seed=0`` gives LVD's first run's seeds and
+``loop.seed=500`` its second's (LVD's ``--seed_offset``).
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def sequential(repeat: int = 5) -> list[tuple[str, dict[str, Any]]]:
 
 def lvd_items() -> list[tuple[str, dict[str, Any]]]:
     """The 500 (prompt, meta) items in LVD's order: numeracy, attribution, visibility, dynamic spatial,
-    sequential, 100 each. Each meta is a fresh dict."""
+    sequential, 100 each. Each meta is a fresh dict, with ``seed``: the item's index, as LVD seeds each video
+    (``generate.py``: the prompt's index plus ``--seed_offset``; the batch adds ``loop.seed``)."""
     items = numeracy() + attribution() + visibility() + dynamic_spatial() + sequential()
-    return [(p, {k: list(v) if isinstance(v, list) else v for k, v in meta.items()}) for p, meta in items]
+    return [(p, {**{k: list(v) if isinstance(v, list) else v for k, v in meta.items()}, "seed": i})
+            for i, (p, meta) in enumerate(items)]

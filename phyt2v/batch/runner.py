@@ -332,7 +332,7 @@ class Batch:
         self.on_event("prompt_start", {"item": item, "run_dir": run_dir})
         t0, mark, failure = time.perf_counter(), triage.calls_mark(run_dir), None
         try:
-            res = refiner.refine(item.prompt, run_id=run_id)
+            res = refiner.refine(item.prompt, run_id=run_id, seed=self.item_seed(item))
             rec, status, error = res.record, "finished", None
         except Interrupted:
             raise
@@ -349,6 +349,16 @@ class Batch:
         self.endpoint.note(failure, triage.llm_answered(run_dir, mark))
         return result_line(item, rec, run_dir, self.dir, status=status, error=error,
                            wall_s=time.perf_counter() - t0, config_hash=self.config.hash(), shard=self.shard)
+
+    def item_seed(self, item: Any) -> int | None:
+        """The prompt's own video seed where its source gives one (``options["item_seeds"]``, LVD's benchmark):
+        ``loop.seed`` + ``meta["seed"]``; None: ``loop.seed``."""
+        if not self.source.options.get("item_seeds"):
+            return None
+        seed = item.meta.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InputError(f"prompt {item.id}: its meta has no integer 'seed' ({seed!r}), which its source promises")
+        return self.config.loop.seed + seed
 
     @staticmethod
     def _load_record(run_dir: Path) -> RunRecord | None:

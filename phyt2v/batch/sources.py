@@ -116,7 +116,7 @@ def lvd_source() -> Source:
              for i, (p, meta) in enumerate(pairs)]
     digest = hashlib.sha256(json.dumps(pairs, sort_keys=True).encode()).hexdigest()
     return Source(name="lvd", kind="lvd", path=None, items=items, skipped=[], digest=digest,
-                  options={"column": None, "caption": None})
+                  options={"column": None, "caption": None, "item_seeds": True})  # loop.seed + meta["seed"] each
 
 
 def _load_benchmark(name: str, path: Path, column: str | None, caption: str, skip_bad: bool) -> Source:

@@ -64,3 +64,30 @@ class OpenAIVLMCaptioner:
         message = data["choices"][0].get("message")
         text = message.get("content") if isinstance(message, dict) else None
         return " ".join(text.split()) if isinstance(text, str) else ""
+
+    def locate(self, video: Path, objects: list[str], times: list[float]) -> list[list[list[float] | None]]:
+        """Each object's box on the frames at ``times`` (fractions of the video), asked of the served model one
+        frame at a time, as the local captioner asks (``grounding.py``). The box format goes by the model's name:
+        a Qwen2.5-VL name means pixels of the image as its processor resizes it, any other the 0-1000 grid
+        (Qwen3-VL, Qwen2-VL)."""
+        from ..store.video_io import frames_at
+        from ..vlm.served import jpeg_part
+        from .grounding import PIXELS, box_format, fit_frame, instruction, match, parse_boxes, qwen_resized
+
+        if not isinstance(video, (str, Path)):
+            raise InputError(f"locate() needs a video path, got {type(video).__name__}")
+        names = [str(o).strip() for o in objects]
+        if not names or not all(names):
+            raise InputError(f"locate() needs the objects' names, got {objects!r}")
+        fmt = box_format(None, self.model_id)
+        out: list[list[list[float] | None]] = []
+        for arr in frames_at(video, times):
+            img = fit_frame(arr, self.frame_size)
+            question = instruction(list(dict.fromkeys(names)))
+            data = self.client.chat([jpeg_part(img), {"type": "text", "text": question}],
+                                    max_tokens=max(self.max_new_tokens, 32 * len(names) + 16))
+            message = data["choices"][0].get("message")
+            text = message.get("content") if isinstance(message, dict) else None
+            size = qwen_resized(img.width, img.height) if fmt == PIXELS else (1000.0, 1000.0)
+            out.append(match(names, parse_boxes(text if isinstance(text, str) else "", fmt, size)))
+        return out

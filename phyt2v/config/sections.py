@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from .layout import DEFAULT_GUIDANCE, LayoutGuidanceConfig
 
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
 Quant = Literal["none", "int8", "nf4", "fp8"]
@@ -129,6 +130,9 @@ class GeneratorConfig(_Strict):
                                   "1.3 tokens per word)")
     price_per_second: float | None = Field(None, ge=0.0, description="openai/veo: USD per second of video; each "
                                            "job records its cost (phyt2v batch --max-cost)", json_schema_extra=RUNTIME)
+    layout_guidance: LayoutGuidanceConfig = Field(default_factory=LayoutGuidanceConfig)  # LVD's (config/layout.py)
+    guidance_checkpointing: bool = Field(True, description="gradient checkpointing in layout guidance (less memory, "
+                                         "slower)", json_schema_extra=RUNTIME)
 
 
 class CaptionerConfig(_Strict):
@@ -228,6 +232,8 @@ class LoopConfig(_Strict):
     combine: Literal["mean", "rank"] = Field("mean", description="a scorer ensemble's best-of-N choice: mean "
                                              "(weighted mean of each scorer's score) or rank (weighted mean of "
                                              "each scorer's rank among the candidates)")
+    layout: Literal["none", "plan", "guide"] = Field("none", description="plan: an LLM-planned layout (LVD), "
+                                                     "checked on each video; guide: the generator also follows it")
 
     @model_validator(mode="after")
     def _weights(self) -> "LoopConfig":
@@ -338,7 +344,8 @@ _PINNED = {("generator", "compile"): False, ("generator", "attention_backend"): 
 # Fields added since the v2 hash that leave it unchanged at their defaults (every folder named before them keeps
 # its name); set, they are hashed. Key: the field's path in ``identity()``.
 _ADDED_AT_DEFAULT = {("scorer", "weight"): 1.0, ("scorer", "ensemble"): [], ("loop", "combine"): "mean",
-                     ("generator", "tokenizer"): None, ("loop", "draft", "model"): None}
+                     ("generator", "tokenizer"): None, ("loop", "draft", "model"): None,
+                     ("generator", "layout_guidance"): DEFAULT_GUIDANCE, ("loop", "layout"): "none"}
 
 
 # Defaults changed since ``legacy_hash`` was the hash: (section, field) -> (default now, default then).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from ..config import GeneratorConfig, check_options
 from ..errors import BackendError, ConfigError, InputError, LoadError, first_line
 from ..roles import GeneratedVideo, StepCallback
 from ..runtime.devices import dtype_kwargs, resolve_device, resolve_dtype
-from . import chunks, footprint, knobs, precheck
+from . import chunks, footprint, guide_call, knobs, precheck
 from . import overrides as overrides_mod
 from .families import CALL_OPTIONS, Settings, binding, for_class, signature_defaults
 from .model_index import fetch_index, index_before_load, resolve_model
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CALL_TIME = ("num_frames", "steps", "guidance", "guidance_2", "true_cfg", "fps", "height", "width", "dynamic_cfg",
-             "decode_timestep", "decode_noise_scale", "max_prompt_tokens")
+             "decode_timestep", "decode_noise_scale", "max_prompt_tokens", "layout_guidance", "guidance_checkpointing")
 OPTIONS = ("negative_prompt", "vram_margin_gb", "revision", *CALL_OPTIONS)  # revision: the hub branch to load
 
 
@@ -40,6 +41,7 @@ class DiffusersGenerator:
     backend = "diffusers"
     default_tiny = "cogvideox"
     supports_many = True  # generate_many renders several seeds per pipeline call
+    takes_layout = True  # generate(..., layout=) guides Wan and CogVideoX with it (guidance.py)
 
     def __init__(self, model: str = "THUDM/CogVideoX-5b", *, pipeline: Any = None,
                  negative_prompt: str | None = None, vram_margin_gb: float = 6.0, revision: str | None = None,
@@ -234,18 +236,19 @@ class DiffusersGenerator:
         return active
 
     def generate(self, prompt: str, *, seed: int, out_path: Path, on_step: StepCallback | None = None,
-                 overrides: dict[str, Any] | None = None) -> GeneratedVideo:
+                 overrides: dict[str, Any] | None = None, layout: Any = None) -> GeneratedVideo:
         """One video. ``overrides`` (draft rounds): ``steps``, ``height``, ``width``, ``cache`` for this call
-        only (see overrides.py); None renders with the configured settings."""
+        only (see overrides.py); None renders with the configured settings. ``layout`` (a ``schemas.Layout``):
+        LVD's layout guidance (guidance.py)."""
         return self.generate_many(prompt, seeds=[seed], out_paths=[out_path], on_step=on_step,
-                                  overrides=overrides)[0]
+                                  overrides=overrides, layout=layout)[0]
 
     def generate_many(self, prompt: str, *, seeds: list[int], out_paths: list[Path],
                       on_step: StepCallback | None = None, overrides: dict[str, Any] | None = None,
-                      batch_size: int = 0) -> list[GeneratedVideo]:
+                      batch_size: int = 0, layout: Any = None) -> list[GeneratedVideo]:
         """One video per seed, ``batch_size`` seeds per pipeline call (0: all in one call, a torch.Generator
         per seed); a call that runs out of CUDA memory is retried in halves. ``on_step(i, total)`` runs once
-        per step of each call."""
+        per step of each call. ``layout``: guide each call with it (None: unguided, as without it)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("generator: empty prompt; pass the text to turn into a video")
         seeds, paths = chunks.check_seeds(seeds, out_paths, batch_size)
@@ -267,16 +270,18 @@ class DiffusersGenerator:
             used = {k: v for k, v in used.items() if v not in (None, False)}
 
             text = self.family.text(prompt, call.settings)
+            guide = None if layout is None else guide_call.prepare(self, layout, text, call.settings.num_frames, cache)
 
             def render(idx: list[int]) -> list[GeneratedVideo]:
-                videos = self._call(text, [seeds[i] for i in idx], kw, call.settings.steps, on_step)
+                videos = self._call(text, [seeds[i] for i in idx], kw, call.settings.steps, on_step, guide)
+                knobs_used = {**used, "layout_guidance": guide.record()} if guide is not None else used
                 return [self._write(frames, paths[i], seeds[i], tokens, truncated, counts, call.settings.steps,
-                                    used, audio) for (frames, audio), i in zip(videos, idx)]
+                                    knobs_used, audio) for (frames, audio), i in zip(videos, idx)]
 
             return chunks.in_chunks(len(seeds), size, render)
 
     def _call(self, prompt: str, seeds: list[int], kw: dict[str, Any], total: int,
-              on_step: StepCallback | None) -> list[tuple[Any, Any]]:
+              on_step: StepCallback | None, guide: Any = None) -> list[tuple[Any, Any]]:
         """One pipeline call for ``seeds``: their frames (one array per video) and audio track (or None) each."""
         import torch
 
@@ -299,7 +304,8 @@ class DiffusersGenerator:
         elif len(seeds) > 1:
             text = [prompt] * len(seeds)
         self.pipe.set_progress_bar_config(disable=on_step is not None)  # the caller shows progress
-        out = self.pipe(prompt=text, generator=gens if len(gens) > 1 else gens[0], output_type="np", **kw)
+        with guide.running(kw) if guide is not None else nullcontext():
+            out = self.pipe(prompt=text, generator=gens if len(gens) > 1 else gens[0], output_type="np", **kw)
         tracks = self.family.tracks(self.pipe, out, len(seeds)) if self.settings.options.get("audio", True) else None
         return list(zip(out.frames[:len(seeds)], tracks or [None] * len(seeds)))
 

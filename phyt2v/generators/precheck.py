@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .families import GENERIC, Family, for_class
+from .guidance import refusal
 from .knobs import cache_params
 from .model_index import PipelineIndex, index_before_load
 from .shapes import check_family_options, check_shape, check_sides
@@ -46,7 +47,22 @@ def check_before_load(config: "Config", only: str | None = None) -> Family:
     if g.cache is not None:
         cache_params(g.cache, family, g.steps)
     check_draft(config.loop.draft, family, spatial, g.steps, g.model)
+    check_guidance(config, family)
     return family
+
+
+def check_guidance(config: "Config", family: Family) -> None:
+    """``loop.layout: guide`` on a generator that cannot guide (guidance.refusal), or with guidance switched off."""
+    if config.loop.layout != "guide":
+        return
+    g = config.generator
+    if not g.layout_guidance.enabled:
+        raise ConfigError("loop.layout=guide needs generator.layout_guidance.enabled=true; set it, or use "
+                          "loop.layout=plan to plan and check layouts without guidance")
+    cache = g.cache or (config.loop.draft.cache if config.loop.draft.enabled else None)
+    why = refusal(family.name if family.classes else None, cache, g.offload)  # an unknown model: checked at load
+    if why:
+        raise ConfigError(why)
 
 
 def check_lora_loader(class_name: str) -> None:

@@ -131,11 +131,13 @@ def extract_rules(llm: LLM, prompt: str, *, log: CallLog, retries: int = 2) -> R
 
 
 def find_mismatch(llm: LLM, *, user_prompt: str, prompt: str, rules: Rules, caption: str,
-                  log: CallLog, retries: int = 2) -> Mismatch:
+                  log: CallLog, retries: int = 2, evidence: str = "") -> Mismatch:
+    """Step 2; ``evidence`` (the layout check's largest deviations, ``layout_steps.evidence``) follows the
+    question when given."""
     values = {"user_prompt": user_prompt, "prompt": prompt, "objects": ", ".join(rules.objects) or "(none)",
               "rules": _bullets(rules.rules), "expected_outcome": rules.expected_outcome,
               "caption": caption.strip() or "(the captioner returned nothing)"}
-    return run_step(llm, "mismatch", Mismatch, values, log=log, retries=retries)
+    return run_step(llm, "mismatch", Mismatch, values, log=log, retries=retries, note=evidence)
 
 
 def history_text(rounds: list[RoundRecord]) -> str:
@@ -214,11 +216,13 @@ def as_json(model: BaseModel) -> str:
 
 
 def plan_layout(llm: LLM, prompt: str, rules: Rules | None = None, *, log: CallLog, retries: int = 2,
-                keyframes: int = layouts.KEYFRAMES, per_second: float = layouts.PER_SECOND) -> Layout:
+                keyframes: int = layouts.KEYFRAMES, per_second: float = layouts.PER_SECOND,
+                context: str = "") -> Layout:
     """LVD's stage 1: a dynamic scene layout for ``prompt`` (boxes per object per keyframe, normalised), planned
     with the Step-1 ``rules`` when given. A layout with faults (``layouts.violations``) is re-asked once with
     the faults shown; still faulty, it raises ``ParseError`` naming them. Small overhangs are clipped. The reply
-    may use ``layouts.reply_tokens`` tokens (880 for 6 keyframes) where ``llm.max_tokens`` is lower."""
+    may use ``layouts.reply_tokens`` tokens (880 for 6 keyframes) where ``llm.max_tokens`` is lower. ``context``
+    (the loop's revision: the last layout and how the video departed from it) follows the question."""
     values = {"prompt": prompt, "objects": ", ".join(rules.objects) if rules and rules.objects else "(not given)",
               "rules": _bullets(rules.rules if rules else []), "keyframes": keyframes, "canvas": CANVAS,
               "times": ", ".join(f"{t:g}" for t in layouts.keyframe_times(keyframes, per_second)),
@@ -231,7 +235,7 @@ def plan_layout(llm: LLM, prompt: str, rules: Rules | None = None, *, log: CallL
 
     limit = getattr(llm, "max_tokens", None)
     room = max(limit, layouts.reply_tokens(keyframes)) if isinstance(limit, int) else None
-    note = ""
+    note = context
     for attempt in range(2):
         layout = run_step(llm, "layout", model, values, log=log, retries=retries, parse=read, note=note,
                           max_tokens=room)
@@ -239,8 +243,9 @@ def plan_layout(llm: LLM, prompt: str, rules: Rules | None = None, *, log: CallL
         if not problems:
             return layouts.clip(layout)
         logger.info(f"layout attempt {attempt + 1}: {'; '.join(problems)}")
-        note = ("Your last layout could not be used:\n" + _bullets(problems[:8]) +
-                "\nPlan the layout again, fixing these problems.")
+        note = (context + "\n\n" if context else "") + ("Your last layout could not be used:\n" +
+                                                          _bullets(problems[:8]) +
+                                                          "\nPlan the layout again, fixing these problems.")
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     raise ParseError(f"the LLM's layout is unusable after a re-ask: {problems[0]}{more}",
                      raw=json.dumps(layouts.layout_json(layout), ensure_ascii=False),

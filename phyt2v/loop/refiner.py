@@ -29,6 +29,7 @@ from ..store import redact
 from ..store.files import now
 from ..store.locks import FolderLock
 from ..store.record import FinalRender, RoundRecord, RunRecord, RunStore, StepError
+from . import layout_steps
 from . import llm_steps as steps
 from . import rounds
 from .budget import rewrite_within_budget
@@ -36,7 +37,7 @@ from .ensemble import load_scorer
 from .jobs import JobLog
 from .renders import lost_videos
 from .rounds import best_round
-from .run import Event, RefineResult, Run, find_run_dir, run_id, validate_prompt
+from .run import Event, RefineResult, Run, find_run_dir, run_id, validate_prompt, with_seed
 from .stopping import StopSwitch
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Refiner:
         for role, obj in self._backends.items():  # and on settings the model cannot take, before any download
             if obj is None:
                 registry.check_before_load(role, self.config)
+        layout_steps.check_before_load(self.config, self._backends)  # loop.layout: the captioner and generator
         self.out = Path(out if out is not None else self.config.out)
         self.on_event = on_event
         self.on_round = on_round
@@ -187,10 +189,10 @@ class Refiner:
     def run_id(self, prompt: str, config_hash: str | None = None) -> str:
         return run_id(prompt, config_hash or self.config.hash())
 
-    def run_dir(self, prompt: str) -> Path:
+    def run_dir(self, prompt: str, config: Config | None = None) -> Path:
         """The run's folder: named by the config hash, or an existing folder named by an earlier hash (made
         before runtime knobs left the hash, or with other runtime knobs), which is resumed with a warning."""
-        d, earlier = find_run_dir(self.out, prompt, self.config)
+        d, earlier = find_run_dir(self.out, prompt, config or self.config)
         if earlier:
             self.warn(f"resuming {d.name}, a run folder named by the earlier config hash")
         return d
@@ -224,9 +226,10 @@ class Refiner:
         with self._stop.call():
             return phyt2v_enhance(self, prompt)
 
-    def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None) -> RefineResult:
-        prompt = validate_prompt(prompt)
-        store = RunStore(self.out / run_id if run_id else self.run_dir(prompt))
+    def refine(self, prompt: str, *, fresh: bool = False, run_id: str | None = None,
+               seed: int | None = None) -> RefineResult:  # seed: the run's own loop.seed (a batch item's; hashed)
+        prompt, cfg = validate_prompt(prompt), with_seed(self.config, seed)
+        store = RunStore(self.out / run_id if run_id else self.run_dir(prompt, cfg))
         if fresh or not self._finished(store):  # a finished run loads nothing: no plan (it may not fit this GPU)
             self.plan()
         with self._stop.call():  # outside a pass and any other run: an earlier stop request is spent
@@ -234,9 +237,9 @@ class Refiner:
                 self._runs_started += 1
                 self._local.order = self._runs_started
             with FolderLock(store.dir):  # a second process on this folder gets RunLocked (exit 2)
-                return self._refine_locked(prompt, store, fresh)
+                return self._refine_locked(prompt, store, fresh, cfg)
 
-    def _refine_locked(self, prompt: str, store: RunStore, fresh: bool) -> RefineResult:
+    def _refine_locked(self, prompt: str, store: RunStore, fresh: bool, cfg: Config) -> RefineResult:
         if fresh and any(p.name != FolderLock.NAME for p in store.dir.iterdir()):
             backup = store.dir.with_name(f"{store.dir.name}.old-{int(time.time())}")
             backup.mkdir()
@@ -256,12 +259,12 @@ class Refiner:
         self.plan()  # planned in refine() unless the run looked finished there
         resumed = rec is not None
         if rec is None:
-            rec = RunRecord(run_id=store.dir.name, prompt=prompt, config_hash=self.config.hash())
+            rec = RunRecord(run_id=store.dir.name, prompt=prompt, config_hash=cfg.hash())
         store.dir.mkdir(parents=True, exist_ok=True)
-        store.save_config(self.config.effective())
+        store.save_config(cfg.effective())
         rec.status, rec.error = "running", None
         rec.invocations.append({"time": now(), "pid": os.getpid(), "host": socket.gethostname(),
-                                "config_hash": self.config.hash(), "runtime": self.config.runtime()})
+                                "config_hash": cfg.hash(), "runtime": self.config.runtime()})
         rec.memory_plan = self._plan.as_dict()
         store.save(rec)
         self._emit(Event("run_start", data={"run_dir": str(store.dir), "resumed": resumed,
@@ -270,7 +273,7 @@ class Refiner:
         t_run, calls_base = time.perf_counter(), rec.timings.get("model_calls_s", 0.0)
         with self._stop.sigint(self.warn):
             try:
-                self._run(Run(rec, store, calls_base=calls_base, order=self._local.order))
+                self._run(Run(rec, store, calls_base=calls_base, order=self._local.order, seed=cfg.loop.seed))
             except KeyboardInterrupt:
                 rec.status = "interrupted"
                 store.save(rec)

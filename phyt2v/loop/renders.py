@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from .run import Host
 
 
-def seeds_of(cfg: Any) -> list[int]:
-    """Best-of-N seeds: the run seed and the next N-1 (reruns draw the same ones)."""
-    return [cfg.seed + i for i in range(cfg.seeds)]
+def seeds_of(cfg: Any, seed: int | None = None) -> list[int]:
+    """Best-of-N seeds: the run seed (``seed``, else loop.seed) and the next N-1 (reruns draw the same ones)."""
+    first = cfg.seed if seed is None else seed
+    return [first + i for i in range(cfg.seeds)]
 
 
 def draft_overrides(r: "Host", gen: Any) -> dict[str, Any]:
@@ -46,10 +47,11 @@ def draft_overrides(r: "Host", gen: Any) -> dict[str, Any]:
 
 
 def render(r: "Host", run: "Run", prompt: str, seeds: list[int], paths: list[Path],
-           overrides: dict[str, Any] | None, k: int | None, target: Any = None) -> list[Any]:
+           overrides: dict[str, Any] | None, k: int | None, target: Any = None, layout: Any = None) -> list[Any]:
     """One video per seed: one batched call when the generator can (``supports_many``), else one per seed. A
     served generator (``takes_job_log``) also gets the ``job_log`` of ``target`` (loop/jobs.py): its jobs are
-    recorded there before it waits on them, and a resumed run finds them."""
+    recorded there before it waits on them, and a resumed run finds them. ``layout`` (``loop.layout: guide``) goes
+    to a generator that follows one (``takes_layout``)."""
     gen = r.backend("generator")
     takes = getattr(gen, "supports_many", False) or "overrides" in inspect.signature(gen.generate).parameters
     if overrides and not takes:  # (a swapped backend's generate is a forwarding wrapper: ask the attribute)
@@ -57,11 +59,16 @@ def render(r: "Host", run: "Run", prompt: str, seeds: list[int], paths: list[Pat
                           f"{getattr(gen, 'backend', type(gen).__name__)} backend does not (use a diffusers "
                           "backend or turn loop.draft off)")
     extra: dict[str, Any] = {"overrides": overrides} if overrides else {}
+    if layout is not None:
+        if not getattr(gen, "takes_layout", False):
+            raise ConfigError(f"loop.layout=guide: the {getattr(gen, 'backend', type(gen).__name__)} generator does "
+                              "not follow a layout; use loop.layout=plan")
+        extra["layout"] = layout
     if getattr(gen, "takes_job_log", False) and target is not None:
         extra["job_log"] = r.job_log(run, target)
     step = r.denoise_callback(run, k)
     args = {"prompt": prompt, **({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds}),
-            **({"overrides": overrides} if overrides else {})}
+            **({"overrides": overrides} if overrides else {}), **({"layout": True} if layout is not None else {})}
     with run.store.calls.call("generator", gen, "generate", args) as e:
         if len(seeds) > 1 and getattr(gen, "supports_many", False):
             made = gen.generate_many(prompt, seeds=seeds, out_paths=paths, on_step=step,

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from ..errors import InputError, Phyt2vError
 from ..roles import video_info
 from ..store.record import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord
+from . import layout_steps as lay
 from . import llm_steps as steps
 from .enhancers import phygdpo_enhance
 from .ensemble import member_score, pick, with_member_scores
@@ -128,15 +129,18 @@ def _physics_gate(r: Host, run: Run, _: Any) -> str | None:
 RULES = Step("rules", "llm", _rules)
 PHYSICS = Step("physics", "llm", _physics)  # PhyGDPO's CoT: element parsing .. physics score, extended prompt
 PHYSICS_GATE = Check("min physics", _physics_gate)
+LAYOUT = Step("layout", "llm", lay.plan)  # loop.layout: LVD's planned layout (layout_steps.py)
 
 
 def run_steps(cfg: Any) -> tuple[Step | Check, ...]:
-    return (RULES, PHYSICS, PHYSICS_GATE) if _needs_physics(cfg) else (RULES,)
+    first = (RULES, PHYSICS, PHYSICS_GATE) if _needs_physics(cfg) else (RULES,)
+    return (*first, LAYOUT) if cfg.layout != "none" else first
 
 
 def run_done(rec: RunRecord) -> set[str]:
     """Run-level steps on disk (the record's own fields say it: records predate a run-level done list)."""
-    return {name for name, v in (("rules", rec.rules), ("physics", rec.enhancement)) if v is not None}
+    return {name for name, v in (("rules", rec.rules), ("physics", rec.enhancement), ("layout", rec.layout))
+            if v is not None}
 
 
 def first_prompt(r: Host, run: Run) -> str:
@@ -157,10 +161,11 @@ def _generate(r: Host, run: Run, rnd: RoundRecord) -> None:
         r.warn(f"round {k} prompt is {rnd.prompt_tokens} tokens, over the {run.budget}-token budget: the text "
                 "encoder will cut it", k)
     rnd.draft = cfg.draft.enabled
-    seeds = seeds_of(cfg)
+    seeds = seeds_of(cfg, run.seed)
     d = run.store.round_dir(k)
     paths = [d / "video.mp4"] if len(seeds) == 1 else [d / f"video-s{s}.mp4" for s in seeds]
-    made = render(r, run, rnd.prompt, seeds, paths, draft_overrides(r, gen) if rnd.draft else None, k, rnd)
+    made = render(r, run, rnd.prompt, seeds, paths, draft_overrides(r, gen) if rnd.draft else None, k, rnd,
+                  lay.render_layout(r, run, rnd))
     if len(seeds) == 1:
         rnd.video, rnd.seed = _rel(run, paths[0]), seeds[0]
         rnd.video_info = video_info(made[0], run.store.dir)
@@ -204,7 +209,7 @@ def _mismatch(r: Host, run: Run, rnd: RoundRecord) -> None:
     rec = run.rec
     rnd.mismatch = steps.find_mismatch(r.backend("llm"), user_prompt=rec.prompt, prompt=rnd.prompt, rules=rec.rules,
                                        caption=rnd.caption or "", log=run.store.calls,
-                                       retries=r.config.loop.parse_retries)
+                                       retries=r.config.loop.parse_retries, evidence=lay.evidence(rnd))
 
 
 def _refine(r: Host, run: Run, rnd: RoundRecord) -> None:
@@ -217,13 +222,17 @@ CAPTION = Step("caption", "gpu", _caption)
 SCORE = Step("score", "gpu", _score)
 MISMATCH = Step("mismatch", "llm", _mismatch)
 REFINE = Step("refine", "llm", _refine)
+LAYOUT_CHECK = Step("layout check", "gpu", lay.check)  # loop.layout: the captioner's boxes against the plan
+RELAYOUT = Step("relayout", "llm", lay.relayout)  # loop.layout: Step 3's layout for the next round
 AFTER_SCORES = Check("stop rules", _after_scores)
 AFTER_MISMATCH = Check("empty mismatch", _after_mismatch)
-ROUND_STEPS = ("generate", "caption", "score", "mismatch", "refine")  # every recorded round step name
+ROUND_STEPS = ("generate", "caption", "score", "layout check", "mismatch", "refine", "relayout")  # recorded names
 
 
 def round_steps(cfg: Any) -> tuple[Step | Check, ...]:
     evaluate = (CAPTION, SCORE) if cfg.seeds == 1 else (SCORE, CAPTION)
+    if cfg.layout != "none":
+        return (GENERATE, *evaluate, LAYOUT_CHECK, AFTER_SCORES, MISMATCH, AFTER_MISMATCH, REFINE, RELAYOUT)
     return (GENERATE, *evaluate, AFTER_SCORES, MISMATCH, AFTER_MISMATCH, REFINE)
 
 
@@ -233,7 +242,7 @@ def _final_generate(r: Host, run: Run, f: FinalRender) -> None:
     d = run.store.dir / "final"
     d.mkdir(exist_ok=True)
     path = d / "video.mp4"
-    made = render(r, run, f.prompt, [f.seed], [path], None, None, f)
+    made = render(r, run, f.prompt, [f.seed], [path], None, None, f, lay.render_layout(r, run, f))
     f.video, f.video_info = _rel(run, path), video_info(made[0], run.store.dir)
 
 
@@ -245,7 +254,7 @@ def final_target(r: Host, run: Run) -> FinalRender:
     """The final render's record: the best draft round's prompt and seed (made anew if the best changed)."""
     rec = run.rec
     best = rec.rounds[rec.best_round - 1]
-    seed = best.seed if best.seed is not None else r.config.loop.seed
+    seed = best.seed if best.seed is not None else run.seed if run.seed is not None else r.config.loop.seed
     f = rec.final
     if f is None or f.round != best.index or f.prompt != best.prompt or f.seed != seed:
         f = rec.final = FinalRender(round=best.index, prompt=best.prompt, seed=seed)

@@ -73,6 +73,14 @@ class RefineResult:
         return self.record.stop_reason
 
 
+def with_seed(config: Any, seed: int | None) -> Any:
+    """``config`` with ``loop.seed`` set to ``seed`` (None: ``config`` itself). A run with its own seed (a batch item
+    of LVD's benchmark) is hashed, named and recorded as a run of this config: the seed is part of its identity."""
+    if seed is None or seed == config.loop.seed:
+        return config
+    return config.model_copy(update={"loop": config.loop.model_copy(update={"seed": int(seed)})})
+
+
 def run_id(prompt: str, config_hash: str) -> str:
     """A run's folder name: the prompt's slug and a digest of the prompt and the config hash."""
     digest = hashlib.sha256(f"{prompt}\n{config_hash}".encode()).hexdigest()[:8]
@@ -113,6 +121,7 @@ class Run:
     budget: int = 0
     calls_base: float = 0.0  # model-call seconds of earlier invocations
     order: int = 0  # when it started, among the runs of this Refiner (its priority on a shared lane)
+    seed: int | None = None  # the run's video seed (loop.seed, or a batch item's own: ``with_seed``)
 
 
 class Host(Protocol):

@@ -65,6 +65,34 @@ class JobRecord(BaseModel):
     error: str | None = None
 
 
+class BoxCheck(BaseModel):
+    """One planned object at one keyframe: its planned box, the box the captioner found (None: not found) and their
+    IoU (0 when not found). Boxes are ``[x0, y0, x1, y1]`` fractions of the frame."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    planned: list[float]
+    measured: list[float] | None = None
+    iou: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class LayoutCheck(BaseModel):
+    """``loop.layout``: the layout a round was rendered (``guided``) and checked against, the boxes measured on its
+    video at each keyframe (``keyframes`` follows ``plan.keyframes``), their mean IoU, the keyframe images the report
+    draws on, and the layout Step 3 revised for the next round (None: kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: Layout
+    guided: bool = False
+    keyframes: list[list[BoxCheck]] = Field(default_factory=list)
+    mean_iou: float | None = None
+    frames: list[str] = Field(default_factory=list, description="keyframe images, relative to the run directory")
+    revised: Layout | None = None
+
+
 class RoundRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -84,6 +112,8 @@ class RoundRecord(BaseModel):
     mismatch: Mismatch | None = None
     refinement: Refinement | None = None
     refined_prompt: str | None = None
+    layout: LayoutCheck | None = Field(None, description="loop.layout: the round's planned layout, the boxes "
+                                       "measured on its video, their IoU, Step 3's revision")
     timings: dict[str, float] = Field(default_factory=dict)
     models: dict[str, str] = Field(default_factory=dict)
     done: list[str] = Field(default_factory=list, description="finished steps, in order")

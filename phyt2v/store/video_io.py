@@ -149,6 +149,13 @@ def sample_frames(path: str | Path, k: int) -> list[np.ndarray]:
     return [frames[i] for i in uniform_indices(len(frames), k)]
 
 
+def frames_at(path: str | Path, fractions: Sequence[float]) -> list[np.ndarray]:
+    """The frames at these fractions of the video's length (0: the first frame, 1: the last), nearest frame each."""
+    frames, _ = read_frames(path)
+    last = len(frames) - 1
+    return [frames[min(last, max(0, round(float(x) * last)))] for x in fractions]
+
+
 def write_video(frames: Sequence, path: str | Path, fps: int) -> Path:
     """Write frames (PIL images, HxWx3 uint8 arrays, or float arrays in [0, 1]) to an mp4."""
     import imageio.v2 as iio

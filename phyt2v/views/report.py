@@ -24,6 +24,7 @@ from ..errors import InputError, first_line
 from ..store.files import atomic_write_text
 from ..store.paths import ensure_file_parent
 from ..store.record import Candidate, FinalRender, RoundRecord, RoundScores, RunRecord, StepError
+from .layout_report import layout_view
 from .scorers import round_card
 
 REPORT_NAME = "report.html"
@@ -209,6 +210,8 @@ def card_view(r: RoundRecord, prev: str | None, best: int | None, run_dir: Path,
             "has_prev": prev is not None, "tokens": tokens, "prompt_diff": word_diff(prev, r.prompt),
             "caption": r.caption, "mismatch": r.mismatch,
             "principle": r.refinement.principle if r.refinement is not None else None,
+            "layout": layout_view(r.layout, r.video_info, [video_src(f, run_dir, page_dir)
+                                                           for f in (r.layout.frames if r.layout else [])]),
             "timings": [(a.removesuffix("_s"), f"{b:.2f}") for a, b in (r.timings or {}).items()]}
 
 
