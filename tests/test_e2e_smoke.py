@@ -221,3 +221,27 @@ def test_smoke_best_of_n_with_draft_rounds_through_the_cli(tmp_path):
     assert gens[-1]["inputs"]["seed"] == rec.final.seed and "overrides" not in gens[-1]["inputs"]
     assert rec.final.video_info["steps"] == 4 and rec.final.scores is not None
     assert rec.final.prompt == rec.rounds[rec.best_round - 1].prompt
+
+
+def test_refine_smoke_with_layout_guidance_on_tiny_wan(tmp_path):
+    """The issue's "done when": loop.layout=guide on smoke with tiny Wan through the CLI; the plan, each round's
+    check and the guidance that ran are recorded, the keyframes extracted, the report draws them."""
+    p = run_cli("refine", "a red ball rolls from the left to the right of a table", "--preset", "smoke",
+                "--set", "loop.layout=guide", "--set", "generator.backend=diffusers", "--set",
+                "generator.model=tiny-wan", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr[-3000:]
+    run_dir, rec = the_run(tmp_path)
+    assert rec.status == "finished" and rec.layout is not None and len(rec.layout.keyframes) == 6
+    for r in rec.rounds:
+        assert r.models["generator"] == "diffusers:tiny-wan"
+        knobs = r.video_info["knobs"]["layout_guidance"]
+        assert knobs["guided_steps"] and len(knobs["energy"]) == len(knobs["guided_steps"]) and knobs["objects"]
+        assert r.layout is not None and r.layout.guided and len(r.layout.keyframes) == 6
+        assert all((run_dir / f).is_file() for f in r.layout.frames) and len(r.layout.frames) == 6
+        assert all(0.0 <= o.iou <= 1.0 for kf in r.layout.keyframes for o in kf)
+    roles = [c["role"] for c in calls(run_dir)]
+    assert roles.count("generator") == len(rec.rounds)
+    rep = run_cli("report", str(run_dir))
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    html = Path(rep.stdout.strip().splitlines()[-1]).read_text()
+    assert "<svg" in html and "layout/keyframe-1.jpg" in html
