@@ -203,7 +203,9 @@ def test_guide_is_refused_before_any_weight_loads(monkeypatch):
     ltx = ["generator.model=tiny-ltx", "generator.height=32", "generator.width=32"]
     for sets, match in ((ltx, "the ltx family has none"),
                         (["generator.cache={kind: first-block}"], "remove generator.cache"),
-                        (["generator.layout_guidance.enabled=false"], "needs generator.layout_guidance.enabled")):
+                        (["generator.layout_guidance.enabled=false"], "needs generator.layout_guidance.enabled"),
+                        (["generator.layout_guidance.blocks=[1,5]"], r"blocks \[1, 5\]: the wan transformer of "
+                                                                     r"tiny-wan has blocks 0..1")):
         cfg = load_config("smoke", overrides=["generator.backend=diffusers", "generator.model=tiny-wan",
                                               "loop.layout=guide", *sets])
         with pytest.raises(ConfigError, match=match):
@@ -219,3 +221,12 @@ def test_bad_blocks_and_bad_layouts_are_refused(tmp_path):
         g.generate(PROMPT, seed=1, out_path=tmp_path / "x.mp4", layout=layout())
     with pytest.raises(InputError, match="layout must be a phyt2v.schemas.Layout"):
         gen("wan").generate(PROMPT, seed=1, out_path=tmp_path / "y.mp4", layout={"keyframes": []})
+
+
+@pytest.mark.parametrize("blocks, match", [("[]", "an empty list reads no attention"),
+                                           ("[-1]", "block numbers start at 0")])
+def test_blocks_that_name_no_block_are_a_config_error(blocks, match):
+    from phyt2v.config import load_config
+
+    with pytest.raises(ConfigError, match=match):
+        load_config("smoke", overrides=[f"generator.layout_guidance.blocks={blocks}"])

@@ -90,5 +90,6 @@ def test_an_empty_prompt_is_refused_before_the_llm_loads(tmp_path, capsys, monke
     monkeypatch.setattr(registry, "build", lambda *a, **k: pytest.fail("the LLM was loaded"))
     with pytest.raises(SystemExit) as e:
         main(["plan", "   ", "--preset", "smoke", "--out", str(tmp_path / "x.svg")])
-    assert e.value.code == 2 and "the prompt is empty" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "the prompt is empty" in err and 'phyt2v plan "a rubber ball' in err
     assert not (tmp_path / "x.svg").exists()

@@ -57,7 +57,7 @@ def plan(
     from ..views.layout_svg import layout_svg
 
     cfg = build_config(preset, config, sets, command="plan")
-    prompt = validate_prompt(prompt)  # before the LLM loads
+    prompt = validate_prompt(prompt, "plan")  # before the LLM loads
     path = picture or Path(cfg.out) / "plans" / f"{slugify(prompt, 60)}.svg"
     ensure_file_parent(path)
     llm = Refiner(cfg).backend("llm")

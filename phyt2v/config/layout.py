@@ -5,7 +5,7 @@ gradient steering the first denoising steps (``generators/guidance.py``). The de
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class LayoutGuidanceConfig(BaseModel):
@@ -23,6 +23,18 @@ class LayoutGuidanceConfig(BaseModel):
     bg_weight: float = Field(2.0, ge=0.0, description="weight of the outside term")
     blocks: list[int] | None = Field(None, description="transformer blocks whose text attention is read (0-based); "
                                      "default: the middle third of the blocks")
+
+    @field_validator("blocks")
+    @classmethod
+    def _blocks(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("an empty list reads no attention: give block numbers (0-based), or leave it unset for "
+                             "the middle third")
+        if min(v) < 0:
+            raise ValueError(f"block numbers start at 0, got {min(v)}")
+        return sorted(set(v))
 
     def record(self) -> dict:
         """The settings a guided render records (``video_info.knobs.layout_guidance``)."""

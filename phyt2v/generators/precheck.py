@@ -47,12 +47,13 @@ def check_before_load(config: "Config", only: str | None = None) -> Family:
     if g.cache is not None:
         cache_params(g.cache, family, g.steps)
     check_draft(config.loop.draft, family, spatial, g.steps, g.model)
-    check_guidance(config, family)
+    check_guidance(config, family, index)
     return family
 
 
-def check_guidance(config: "Config", family: Family) -> None:
-    """``loop.layout: guide`` on a generator that cannot guide (guidance.refusal), or with guidance switched off."""
+def check_guidance(config: "Config", family: Family, index: PipelineIndex | None = None) -> None:
+    """``loop.layout: guide`` on a generator that cannot guide (guidance.refusal), with guidance switched off, or
+    with ``layout_guidance.blocks`` the transformer does not have (its config's ``num_layers``, when known)."""
     if config.loop.layout != "guide":
         return
     g = config.generator
@@ -63,6 +64,11 @@ def check_guidance(config: "Config", family: Family) -> None:
     why = refusal(family.name if family.classes else None, cache, g.offload)  # an unknown model: checked at load
     if why:
         raise ConfigError(why)
+    blocks = g.layout_guidance.blocks
+    n = (index.transformer or {}).get("num_layers") if index is not None else None
+    if blocks is not None and isinstance(n, int) and max(blocks) >= n:
+        raise ConfigError(f"generator.layout_guidance.blocks {blocks}: the {family.name} transformer of {g.model} has "
+                          f"blocks 0..{n - 1}; give some of those, or leave it unset (the middle third)")
 
 
 def check_lora_loader(class_name: str) -> None:

@@ -20,14 +20,15 @@ from ..store.files import slugify
 from ..store.record import FinalRender, RoundRecord, RunRecord, RunStore
 
 
-def validate_prompt(prompt: Any) -> str:
-    """The prompt with its white space folded; InputError for a non-string or an empty prompt."""
+def validate_prompt(prompt: Any, command: str = "refine") -> str:
+    """The prompt with its white space folded; InputError for a non-string or an empty prompt (its example names
+    ``command``: the CLI command the user ran)."""
     if not isinstance(prompt, str):
         raise InputError(f"the prompt must be text, not {type(prompt).__name__}")
     text = " ".join(prompt.split())
     if not text:
         raise InputError('the prompt is empty; pass the scene to generate, e.g. '
-                         'phyt2v refine "a rubber ball is dropped onto a wooden floor"')
+                         f'phyt2v {command} "a rubber ball is dropped onto a wooden floor"')
     return text
 
 
