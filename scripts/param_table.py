@@ -186,7 +186,7 @@ T5GEMMA2_4B = dict(model_type="t5gemma2_encoder", text_config=dict(hidden_size=2
 # The config values the families read before a pipeline loads (frame and size rules, defaults, hidden size).
 TRANSFORMER_KEYS = ("num_attention_heads", "attention_head_dim", "in_channels", "patch_size", "patch_size_t",
                     "sample_height", "sample_width", "sample_frames", "max_text_seq_length", "target_size", "model_dim",
-                    "sample_size", "concat_padding_mask")
+                    "sample_size", "concat_padding_mask", "num_layers")
 VAE_KEYS = ("temporal_compression_ratio", "spatial_compression_ratio", "scale_factor_temporal", "scale_factor_spatial",
             "block_out_channels", "patch_size", "patch_size_t", "spatio_temporal_scaling")
 

@@ -213,6 +213,9 @@ def test_guide_is_refused_before_any_weight_loads(monkeypatch):
     ok = load_config("smoke", overrides=["generator.backend=diffusers", "generator.model=tiny-wan",
                                          "loop.layout=guide"])
     registry.check_before_load("generator", ok)
+    hub = ["loop.layout=guide", "generator.layout_guidance.blocks=[29, 30]"]  # a hub id: the published table
+    with pytest.raises(ConfigError, match=r"Wan2.1-T2V-1.3B-Diffusers has blocks 0..29"):
+        registry.check_before_load("generator", load_config("local-24gb", overrides=hub))
 
 
 def test_bad_blocks_and_bad_layouts_are_refused(tmp_path):
