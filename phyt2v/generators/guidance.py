@@ -214,6 +214,15 @@ def default_blocks(n: int) -> list[int]:
     return list(range(lo, min(hi, n)))
 
 
+def blocks_refusal(blocks: list[int] | None, n: int, where: str) -> str | None:
+    """Why ``generator.layout_guidance.blocks`` cannot be read in ``where`` (a transformer of ``n`` blocks), or
+    None; unset blocks are always readable (the middle third)."""
+    if blocks is None or all(0 <= b < n for b in blocks):
+        return None
+    return (f"generator.layout_guidance.blocks {blocks}: {where} has blocks 0..{n - 1}; give some of those, or leave "
+            "it unset (the middle third)")
+
+
 def noise_level(scheduler: Any, step: int) -> float:
     """The noise scale of the latents entering ``step``: sigma (flow matching) or sqrt(1 - alpha_bar)."""
     conf = scheduler.config

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ..errors import ConfigError, InputError
-from .guidance import default_blocks, energy, frame_fractions, inside_share, noise_level, refusal, targets
+from .guidance import (blocks_refusal, default_blocks, energy, frame_fractions, inside_share, noise_level, refusal,
+                       targets)
 from .guide_models import ADAPTERS
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,10 @@ def prepare(gen: Any, layout: Any, text: str, num_frames: int, cache: Any) -> "G
     adapter = ADAPTERS[gen.family.name]
     for model in (m for m in (gen.pipe.transformer, getattr(gen.pipe, "transformer_2", None)) if m is not None):
         n = len(getattr(model, adapter.blocks_attr))
-        blocks = sorted(set(cfg.blocks)) if cfg.blocks is not None else default_blocks(n)
-        bad = [b for b in blocks if not 0 <= b < n]
-        if bad or not blocks:
-            raise ConfigError(f"generator.layout_guidance.blocks {cfg.blocks}: the {gen.family.name} transformer "
-                              f"has blocks 0..{n - 1}; give some of those, or leave it unset (the middle third)")
+        why = blocks_refusal(cfg.blocks, n, f"the {gen.family.name} transformer")
+        if why:
+            raise ConfigError(why)
+        blocks = cfg.blocks if cfg.blocks is not None else default_blocks(n)
     return Guide(gen.pipe, adapter, cfg, gen.cfg.guidance_checkpointing, gen.family.clean(text), gen.model_limit,
                  layout, num_frames, blocks)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .families import GENERIC, Family, for_class
-from .guidance import refusal
+from .guidance import blocks_refusal, refusal
 from .knobs import cache_params
 from .model_index import PipelineIndex, index_before_load
 from .shapes import check_family_options, check_shape, check_sides
@@ -64,11 +64,11 @@ def check_guidance(config: "Config", family: Family, index: PipelineIndex | None
     why = refusal(family.name if family.classes else None, cache, g.offload)  # an unknown model: checked at load
     if why:
         raise ConfigError(why)
-    blocks = g.layout_guidance.blocks
     n = (index.transformer or {}).get("num_layers") if index is not None else None
-    if blocks is not None and isinstance(n, int) and max(blocks) >= n:
-        raise ConfigError(f"generator.layout_guidance.blocks {blocks}: the {family.name} transformer of {g.model} has "
-                          f"blocks 0..{n - 1}; give some of those, or leave it unset (the middle third)")
+    if isinstance(n, int):  # the model's config (folder, cache or the published table) says how many blocks
+        why = blocks_refusal(g.layout_guidance.blocks, n, f"the {family.name} transformer of {g.model}")
+        if why:
+            raise ConfigError(why)
 
 
 def check_lora_loader(class_name: str) -> None:
