@@ -114,3 +114,13 @@ def test_an_html_page_is_retried_as_a_provider_error_not_a_parse_error():
         with pytest.raises(LLMError, match="not an OpenAI-compatible"):
             extract_rules(llm, "a ball falls", log=CallLog(None), retries=2)
         assert srv.count == 2  # max_retries + 1, never multiplied by the parse retries
+
+
+def test_retry_delay_is_backoff_or_the_servers_retry_after_up_to_its_cap():
+    from phyt2v.runtime.deadline import MAX_RETRY_AFTER_S, retry_delay
+
+    assert [retry_delay(0.5, n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert retry_delay(0.5, 1, "3") == 3.0 and retry_delay(0.5, 1, 3.0) == 3.0  # header text or a parsed number
+    assert retry_delay(4.0, 2, "1") == 8.0  # the backoff when it is longer
+    assert retry_delay(0.5, 1, "3600") == MAX_RETRY_AFTER_S == 60.0
+    assert retry_delay(0.5, 1, "Wed, 21 Oct 2026 07:28:00 GMT") == 0.5 and retry_delay(0.5, 1, "") == 0.5

@@ -28,14 +28,13 @@ from typing import Any, Callable
 
 from ..errors import BackendError, InputError, JobFailed
 from ..roles import GeneratedVideo, StepCallback
-from ..runtime.deadline import one_line
+from ..runtime.deadline import one_line, retry_delay
 from ..store import redact
 from ..store.files import atomic_write_bytes
 from ..store.video_io import probe, video_problem
 
 log = logging.getLogger("phyt2v")
 
-MAX_RETRY_AFTER_S = 60.0
 POLL_GROWTH, POLL_CAP = 1.5, 8.0
 DONE = ("completed", "failed")
 RESTART = ("failed", "deleted", "gone", "timed_out")  # a recorded job in one of these is not resumed
@@ -144,9 +143,7 @@ class JobGenerator:
                 if attempts > self.max_retries:
                     raise BackendError(self.line(f"{what} failed: {e.kind} after {attempts} attempt(s); check that "
                                                  "the server is up, or raise generator.max_retries")) from None
-                delay = self.backoff_s * 2 ** (attempts - 1)
-                if e.retry_after is not None:
-                    delay = max(delay, min(e.retry_after, MAX_RETRY_AFTER_S))
+                delay = retry_delay(self.backoff_s, attempts, e.retry_after)
                 log.warning("%s", self.line(f"{what}: {e.kind}; retry {attempts}/{self.max_retries} in {delay:.2f}s"))
                 pause(delay, job_log)
 

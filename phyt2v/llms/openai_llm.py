@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, LLMError
 from ..roles import Reply
-from ..runtime.deadline import error_detail
+from ..runtime.deadline import error_detail, retry_delay
 from ..store import redact
 from ._common import Abandoned, call_with_deadline, check_messages, json_schema_format, one_line
 
@@ -34,7 +34,6 @@ log = logging.getLogger("phyt2v")
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"  # used only when neither llm.model nor llm.base_url is set
 LOCAL_DUMMY_KEY = "not-needed"  # local servers accept any key
-MAX_RETRY_AFTER_S = 60.0
 BUDGET_GRACE_S = 1.0  # thread start, connect, parsing: so the last attempt still gets its full timeout_s
 NOT_JSON_HINT = ("check llm.base_url: it must be the OpenAI-compatible API (usually ending in /v1), "
                  "not a proxy's or web server's page")
@@ -224,11 +223,7 @@ class OpenAILLM:
         hint = hint or "check that the server is up and reachable, or raise llm.max_retries / llm.timeout_s"
         if attempts > self.max_retries:
             raise LLMError(self._fail_line(kind, attempts, hint)) from None
-        delay = self.backoff_s * 2 ** (attempts - 1)
-        try:
-            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S)) if retry_after else delay
-        except ValueError:
-            pass
+        delay = retry_delay(self.backoff_s, attempts, retry_after)
         if end - time.monotonic() - delay < min(self.timeout_s, 1.0) / 2:  # no time left for another try
             raise LLMError(self._fail_line(kind, attempts, f"the {self.budget_s:.3g}s budget of one LLM call "
                                            "(llm.timeout_s per attempt plus backoff) is spent; " + hint)) from None

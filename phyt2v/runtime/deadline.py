@@ -14,6 +14,22 @@ def one_line(text: Any, limit: int = 300) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+MAX_RETRY_AFTER_S = 60.0  # a server's Retry-After is honoured up to this many seconds
+
+
+def retry_delay(backoff_s: float, attempts: int, retry_after: Any = None) -> float:
+    """Seconds to wait before retry ``attempts`` (1-based): exponential backoff, or the server's Retry-After (a
+    number of seconds, as text or a number) when longer, honoured up to ``MAX_RETRY_AFTER_S``; a Retry-After that
+    is not a number is ignored."""
+    delay = backoff_s * 2 ** (attempts - 1)
+    if retry_after is None or retry_after == "":
+        return delay
+    try:
+        return max(delay, min(float(retry_after), MAX_RETRY_AFTER_S))
+    except (TypeError, ValueError):
+        return delay
+
+
 class Abandoned(Exception):
     """A request still running at its deadline (it was abandoned)."""
 

@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, ConfigError
-from ..runtime.deadline import Abandoned, call_with_deadline, error_detail, one_line
+from ..runtime.deadline import Abandoned, call_with_deadline, error_detail, one_line, retry_delay
 from ..store import redact
 
 log = logging.getLogger("phyt2v")
 
 JPEG_QUALITY = 90
-MAX_RETRY_AFTER_S = 60.0
 LOCAL_DUMMY_KEY = "not-needed"  # servers without auth accept any key; the SDK insists on one
 
 
@@ -176,11 +175,7 @@ class ServedVLM:
             hint = hint or (f"check that the server is up and reachable, or raise {self.role}.max_retries / "
                             f"{self.role}.timeout_s")
             raise BackendError(self.fail_line(kind, attempts, hint)) from None
-        delay = self.backoff_s * 2 ** (attempts - 1)
-        try:
-            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_S)) if retry_after else delay
-        except ValueError:
-            pass
+        delay = retry_delay(self.backoff_s, attempts, retry_after)
         log.warning("%s request to %s failed (%s); retry %d/%d in %.2fs", self.role, self.base_url, kind, attempts,
                     self.max_retries, delay)
         time.sleep(delay)
