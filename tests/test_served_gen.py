@@ -309,3 +309,21 @@ def test_a_rounds_jobs_are_recorded_in_seed_order_whichever_thread_creates_first
     assert [(j.seed, j.id) for j in target.jobs] == [(42, "job-a"), (43, "job-b")] and len(saves) == 2
     log.record(43, "job-c", backend="openai", model="m")  # a redone job replaces the seed's earlier one, in place
     assert [(j.seed, j.id) for j in target.jobs] == [(42, "job-a"), (43, "job-c")]
+
+
+def test_each_backend_estimates_a_jobs_length_from_its_own_option(monkeypatch):
+    """The cost estimate before a job runs: frames / fps when both are set, else the backend's length option
+    (openai ``seconds``, Veo ``duration_seconds``), else its default (4 s, 8 s)."""
+    from phyt2v.generators.veo import VeoGenerator
+
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    no_shape = ["generator.num_frames=null", "generator.fps=null"]
+    with VeoServer() as vsrv, VideosServer() as osrv:
+        for cls, srv, build, option, default in (
+                (VeoGenerator, vsrv, veo_config, "duration_seconds", 8.0),
+                (OpenAIVideoGenerator, osrv, served, "seconds", 4.0)):
+            assert cls.from_config(build(srv, *no_shape)).requested_seconds({}) == default
+            other = "seconds" if option == "duration_seconds" else "duration_seconds"
+            assert cls.from_config(build(srv, *no_shape, f"generator.options.{other}=6")).requested_seconds({}) == default
+            assert cls.from_config(build(srv, *no_shape, f"generator.options.{option}=6")).requested_seconds({}) == 6.0
+            assert cls.from_config(build(srv)).requested_seconds({}) == pytest.approx(9 / 8)  # smoke: 9 frames, 8 fps

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from ..config import Config
 
 FORMATS = ("form", "json", "nvext")
-DEFAULT_SECONDS = 4.0  # what a Videos API server renders when asked no length (its `seconds` default)
 REQUEST_S = 60.0       # one request's own timeout (the job's deadline is generator.timeout_s)
 NVEXT_KEYS = ("fps", "num_frames", "negative_prompt", "num_inference_steps", "guidance_scale", "seed")
 
@@ -64,6 +63,7 @@ class OpenAIVideoGenerator(ServedGenerator):
     backend = "openai"
     default_key_env = "OPENAI_API_KEY"
     default_budget = 512  # UMT5's limit (Wan, the served-wan preset); set generator.max_prompt_tokens per model
+    default_seconds = 4.0  # what a Videos API server renders when asked no length (its `seconds` default)
 
     def __init__(self, config: "Config"):
         super().__init__(config)
@@ -108,14 +108,6 @@ class OpenAIVideoGenerator(ServedGenerator):
                   "seed": seed if self.send_seed else None})
         f.update(self.options)  # negative_prompt and anything else, as given
         return {k: v for k, v in f.items() if v is not None}
-
-    def requested_seconds(self, overrides: dict[str, Any]) -> float:
-        if self.num_frames and self.fps:
-            return self.num_frames / self.fps
-        try:
-            return float(self.options.get("seconds", DEFAULT_SECONDS))
-        except (TypeError, ValueError):
-            return DEFAULT_SECONDS
 
     def request(self, method: str, path: str, *, body: bytes | None = None, ctype: str | None = None) -> Any:
         """One HTTP request; ``Transient`` for what is worth retrying, BackendError for the rest (404 is the

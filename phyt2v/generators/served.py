@@ -53,6 +53,8 @@ class ServedGenerator(JobGenerator):
     default_key_env = "OPENAI_API_KEY"
     default_budget = 512
     options_known: tuple[str, ...] = ()   # options the backend reads itself (the rest are sent as given)
+    seconds_option = "seconds"            # the option that asks for a length, in seconds
+    default_seconds = 4.0                 # the length a job gets when neither frames and fps nor that option say
 
     def __init__(self, config: "Config"):
         g = config.generator
@@ -67,6 +69,15 @@ class ServedGenerator(JobGenerator):
         self.max_prompt_tokens = int(g.max_prompt_tokens or self.default_budget)
         self.num_frames, self.fps, self.steps, self.guidance = g.num_frames, g.fps, g.steps, g.guidance
         self.height, self.width = g.height, g.width
+
+    def requested_seconds(self, overrides: dict[str, Any]) -> float:
+        """Frames / fps when both are set, else the backend's length option, else its default length."""
+        if self.num_frames and self.fps:
+            return self.num_frames / self.fps
+        try:
+            return float(self.options.get(self.seconds_option, self.default_seconds))
+        except (TypeError, ValueError):
+            return self.default_seconds
 
     @property
     def key(self) -> str | None:

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from ..config import Config
 
 INSTALL_HINT = "pip install 'phyt2v[veo]' (google-genai)"
-DEFAULT_SECONDS = 8.0   # the length asked when generator.options.duration_seconds is unset (cost estimate)
 CLIENT_KEYS = ("project", "location")
 
 
@@ -39,6 +38,8 @@ class VeoGenerator(ServedGenerator):
     backend = "veo"
     default_key_env = "GEMINI_API_KEY"
     default_budget = 1024  # phyt2v's choice (Veo's prompt limit is not published in tokens): a word budget
+    seconds_option = "duration_seconds"
+    default_seconds = 8.0  # the length asked when generator.options.duration_seconds is unset (cost estimate)
 
     def __init__(self, config: "Config"):
         super().__init__(config)
@@ -74,14 +75,6 @@ class VeoGenerator(ServedGenerator):
                               "application-default credentials")
         return self._genai.Client(vertexai=True, project=self._client_opts["project"],
                                   location=self._client_opts.get("location", "us-central1"), http_options=http)
-
-    def requested_seconds(self, overrides: dict[str, Any]) -> float:
-        if self.num_frames and self.fps:
-            return self.num_frames / self.fps
-        try:
-            return float(self.options.get("duration_seconds", DEFAULT_SECONDS))
-        except (TypeError, ValueError):
-            return DEFAULT_SECONDS
 
     def call(self, fn: Any) -> Any:
         """An SDK call: its failures as Transient (retried), JobGone (404) or BackendError."""
