@@ -231,9 +231,8 @@ ROUND_STEPS = ("generate", "caption", "score", "layout check", "mismatch", "refi
 
 def round_steps(cfg: Any) -> tuple[Step | Check, ...]:
     evaluate = (CAPTION, SCORE) if cfg.seeds == 1 else (SCORE, CAPTION)
-    if cfg.layout != "none":
-        return (GENERATE, *evaluate, LAYOUT_CHECK, AFTER_SCORES, MISMATCH, AFTER_MISMATCH, REFINE, RELAYOUT)
-    return (GENERATE, *evaluate, AFTER_SCORES, MISMATCH, AFTER_MISMATCH, REFINE)
+    check, revise = ((LAYOUT_CHECK,), (RELAYOUT,)) if cfg.layout != "none" else ((), ())
+    return (GENERATE, *evaluate, *check, AFTER_SCORES, MISMATCH, AFTER_MISMATCH, REFINE, *revise)
 
 
 # ---------------------------------------------------------------- the final render of a drafted run
