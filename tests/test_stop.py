@@ -222,3 +222,20 @@ def test_a_second_ctrl_c_ends_a_pipelined_batch_at_once_and_the_rerun_resumes(tm
             assert r1["done"][: len(r0["done"])] == r0["done"]
             if "generate" in r0["done"]:
                 assert r1["video"] == r0["video"] and r1["seed"] == r0["seed"]
+
+
+def test_a_ctrl_c_during_the_interpreters_exit_is_ignored_not_fatal():
+    """Python's finalization gives SIGINT back its default action (death by the signal: Popen's -2, not the exit
+    code) when its handler is a Python function; the CLI's last exit handler ignores SIGINT first. Here a handler
+    registered before the CLI's (so run after it) looks at the handler and sends the process a SIGINT: it exits
+    with the command's own code."""
+    code = ("import atexit, os, signal\n"
+            "def late():\n"
+            "    print('ignored at exit:', signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "atexit.register(late)\n"
+            "from phyt2v.cli.app import main\n"
+            "main(['presets'])\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, **ENV})
+    assert p.returncode == 0 and "ignored at exit: True" in p.stdout, (p.returncode, p.stdout[-500:], p.stderr[-2000:])

@@ -6,6 +6,7 @@ Only this module turns library errors into one red line and a non-zero exit
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import os
@@ -88,7 +89,19 @@ def _exit(code: int) -> None:
     sys.exit(code)
 
 
+def _ignore_sigint_at_exit() -> None:
+    """The last exit handler (registered first): from here on a Ctrl-C is ignored. Python's finalization puts the
+    default action back for a signal whose handler is a Python function (``_exit_now``), so a second press landing
+    there would kill the process by SIGINT instead of letting it exit with its code (130 after a Ctrl-C); an
+    ignored signal is left ignored, and nothing after this point can wait on anything."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> None:
+    if threading.current_thread() is threading.main_thread():
+        atexit.unregister(_ignore_sigint_at_exit)  # once, and before any later handler: exit handlers run last first
+        atexit.register(_ignore_sigint_at_exit)
     _setup_logging()
     with scrubbed_output():
         _main(argv)
